@@ -1,0 +1,1 @@
+"""ltv_pipeline: customer lifetime value forecasts as an orchestrated asset graph."""
