@@ -1,0 +1,10 @@
+"""The one set of asset group names: one per domain folder under ltv_pipeline/defs."""
+
+INGEST = "ingest"
+TRANSFORM = "transform"
+QUALITY = "quality"
+FEATURES = "features"
+TRAINING = "training"
+EVALUATION = "evaluation"
+SCORING = "scoring"
+MONITORING = "monitoring"
