@@ -30,4 +30,4 @@ class WarehouseResource(dg.ConfigurableResource):
 
 
 def shared_resources() -> dict[str, object]:
-    return {"warehouse": WarehouseResource(ltv_home=dg.EnvVar("LTV_HOME"))}
+    return {"warehouse_db": WarehouseResource(ltv_home=dg.EnvVar("LTV_HOME"))}

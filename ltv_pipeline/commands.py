@@ -1,0 +1,84 @@
+"""What each `ltv` command does once its arguments are parsed (see cli.py for the contract)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from ltv_pipeline import settings
+from ltv_pipeline.cli import EXIT_OK, progress
+
+
+def run_job(job_name: str, run_config: dict[str, Any], tags: dict[str, str] | None = None):
+    """Execute a job in this process against LTV_HOME's Dagster instance, so the run is
+    recorded and visible in the UI. Raises the failure (wrapped by Dagster) on error."""
+    settings.ensure_home()
+    import dagster as dg
+
+    from ltv_pipeline.definitions import defs
+
+    job = defs.resolve_job_def(job_name)
+    run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}, **run_config}
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(
+            run_config=run_config, instance=instance, tags=tags or {}, raise_on_error=True
+        )
+    return result
+
+
+def demo(args: argparse.Namespace) -> int:
+    from ltv_pipeline.lib import warehouse
+
+    home = settings.ensure_home()
+    progress(f"LTV_HOME={home}; source={args.source}")
+    t0 = time.perf_counter()
+    run_config = {"ops": {"raw_tables": {"config": {"source": args.source}}}}
+    result = run_job("full_pipeline_job", run_config, tags={"ltv/command": "demo"})
+    progress(f"run {result.run_id} finished in {time.perf_counter() - t0:.1f} s")
+    raw = warehouse.table_counts(settings.warehouse_path(), "raw")
+    bad = warehouse.table_counts(settings.warehouse_path(), "quarantine")
+    print(f"warehouse: {settings.warehouse_path()}")
+    print(f"{'table':<14}{'raw rows':>12}{'quarantined':>13}")
+    for table, n in raw.items():
+        print(f"{table:<14}{n:>12,}{bad[table]:>13,}")
+    print(f"Dagster run {result.run_id}: see it with `make ui` (DAGSTER_HOME={settings.dagster_home()})")
+    return EXIT_OK
+
+
+def generate(args: argparse.Namespace) -> int:
+    from ltv_pipeline.lib.generator import generate as make_log
+    from ltv_pipeline.lib.generator import write
+
+    progress(f"generating {args.users:,} users (seed {args.seed}"
+             + (f", drift at {args.drift_at}" if args.drift_at else "") + ")")
+    t0 = time.perf_counter()
+    tables = make_log(n_users=args.users, seed=args.seed, drift_at=args.drift_at)
+    paths = write(tables, args.out)
+    progress(f"done in {time.perf_counter() - t0:.1f} s")
+    for name, path in paths.items():
+        print(f"{path}\t{len(tables[name]):,} rows")
+    return EXIT_OK
+
+
+def ui(args: argparse.Namespace) -> int:
+    """`dagster dev` on LTV_HOME's DAGSTER_HOME, in its own process group so that stopping it
+    stops its children too (PITFALLS.md)."""
+    settings.ensure_home()
+    cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(settings.REPO_ROOT / "workspace.yaml"),
+           "-h", args.host, "-p", str(args.port)]
+    progress(f"Dagster UI on http://{args.host}:{args.port} (Ctrl-C stops it)")
+    proc = subprocess.Popen(cmd, cwd=settings.REPO_ROOT, start_new_session=True)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        return EXIT_OK

@@ -1,0 +1,16 @@
+"""Merges each domain's Definitions; nothing else lives here."""
+
+import dagster as dg
+
+from ltv_pipeline import settings
+from ltv_pipeline.defs import ingest, jobs, transform
+from ltv_pipeline.defs.resources import shared_resources
+
+settings.ensure_home()  # LTV_HOME and DAGSTER_HOME absolute and exported for EnvVar and dbt
+
+defs = dg.Definitions.merge(
+    ingest.defs,
+    transform.defs,
+    jobs.defs,
+    dg.Definitions(resources=shared_resources()),
+)

@@ -1,0 +1,129 @@
+"""Input sources: the real CDNOW log, the synthetic generator, or a directory of files.
+
+Each source yields the contract's tables (lib/schema.py) as DataFrames; `prepare_loads`
+validates them (lib/validation.py) into TableLoads that lib/warehouse.py writes atomically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from ltv_pipeline.lib.errors import InputError
+from ltv_pipeline.lib.schema import CONTRACTS, OPTIONAL_TABLES
+from ltv_pipeline.lib.validation import validate_table
+from ltv_pipeline.lib.warehouse import TableLoad
+
+SUFFIXES = (".parquet", ".csv")
+
+
+@dataclass(frozen=True)
+class InputTable:
+    name: str
+    file: str  # what error messages and the load log call it
+    frame: pd.DataFrame
+
+
+def cdnow_master_path() -> Path:
+    import lifetimes
+
+    return Path(lifetimes.__file__).parent / "datasets" / "CDNOW_master.txt"
+
+
+def read_cdnow(path: Path | None = None) -> dict[str, InputTable]:
+    """The real CDNOW master log (23,570 customers, 69,659 rows, 1997-01-01..1998-06-30)
+    shipped with lifetimes: customer_id, date (YYYYMMDD), number_of_cds, dollar_value.
+    Rows are orders; the row number makes a stable transaction_id."""
+    path = path or cdnow_master_path()
+    raw = pd.read_csv(path, sep=r"\s+", dtype=str)
+    frame = pd.DataFrame(
+        {
+            "user_id": raw["customer_id"].str.lstrip("0"),
+            "ts": pd.to_datetime(raw["date"], format="%Y%m%d"),
+            "amount": pd.to_numeric(raw["dollar_value"]),
+            "transaction_id": [f"cdnow-{i}" for i in range(1, len(raw) + 1)],
+            "currency": "USD",
+        }
+    )
+    return {"transactions": InputTable("transactions", str(path), frame)}
+
+
+def read_synthetic(n_users: int, seed: int) -> dict[str, InputTable]:
+    from ltv_pipeline.lib.generator import generate
+
+    tables = generate(n_users=n_users, seed=seed)
+    label = f"synthetic(users={n_users}, seed={seed})"
+    return {name: InputTable(name, f"{label}:{name}", df) for name, df in tables.items()}
+
+
+def _find(directory: Path, name: str) -> Path | None:
+    found = [directory / f"{name}{s}" for s in SUFFIXES if (directory / f"{name}{s}").exists()]
+    if len(found) > 1:
+        raise InputError(f"{directory}: both {found[0].name} and {found[1].name} exist; keep one")
+    return found[0] if found else None
+
+
+def read_file(path: Path) -> pd.DataFrame:
+    """Read a CSV (every column as text, so validation sees values as given) or Parquet file."""
+    try:
+        if path.suffix == ".csv":
+            return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        return pd.read_parquet(path)
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: the file is empty (no header, no rows)") from None
+    except Exception as exc:  # noqa: BLE001 - any reader failure is a file-format problem
+        kind = "CSV" if path.suffix == ".csv" else "Parquet"
+        msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise InputError(f"{path}: cannot be read as {kind}: {msg}") from None
+
+
+def read_directory(directory: Path) -> dict[str, InputTable]:
+    """transactions.{parquet,csv} (required) and users, events, fx_rates (optional)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise InputError(f"--source {directory}: not 'cdnow', 'synthetic' or a directory")
+    tables = {}
+    for name in CONTRACTS:
+        path = _find(directory, name)
+        if path is None:
+            if name in OPTIONAL_TABLES:
+                continue
+            raise InputError(
+                f"{directory}: no transactions.parquet or transactions.csv "
+                f"(found: {', '.join(sorted(p.name for p in directory.iterdir())) or 'nothing'})"
+            )
+        tables[name] = InputTable(name, str(path), read_file(path))
+    return tables
+
+
+def read_source(source: str, synthetic_users: int, synthetic_seed: int) -> dict[str, InputTable]:
+    if source == "cdnow":
+        return read_cdnow()
+    if source == "synthetic":
+        return read_synthetic(synthetic_users, synthetic_seed)
+    return read_directory(Path(source))
+
+
+def prepare_loads(tables: dict[str, InputTable], base_currency: str = "USD") -> list[TableLoad]:
+    """Validate every table (fx_rates first: its currencies decide which transactions are
+    convertible). Tables the source lacks are loaded empty so downstream SQL always has them."""
+    loads: dict[str, TableLoad] = {}
+    known: set[str] = set()
+    for name in ("fx_rates", "users", "events", "transactions"):
+        table = tables.get(name)
+        if table is None:
+            empty = pd.DataFrame(columns=list(CONTRACTS[name].columns))
+            loads[name] = TableLoad(name, None, 0, empty, empty.assign(reason=None))
+            continue
+        clean, bad = validate_table(name, table.frame, table.file, known, base_currency)
+        if name == "fx_rates":
+            known = set(clean["currency"].dropna())
+        loads[name] = TableLoad(name, table.file, len(table.frame), clean, bad)
+    return [loads[name] for name in CONTRACTS]
+
+
+def last_activity_date(tables: dict[str, InputTable]) -> date:
+    return pd.to_datetime(tables["transactions"].frame["ts"]).max().date()

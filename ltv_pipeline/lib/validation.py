@@ -1,0 +1,183 @@
+"""Row-by-row validation of input tables against the contract (lib/schema.py).
+
+A problem with the whole file (missing required column, empty file, a column that is mostly
+unparseable) raises InputError naming the file and column with sample values. Rows that can be
+judged one by one are split off into a quarantine frame with a reason; the clean frame holds
+typed columns. clean + quarantined always accounts for every input row.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import numpy as np
+import pandas as pd
+
+from ltv_pipeline.lib.errors import InputError, sample
+from ltv_pipeline.lib.schema import CONTRACTS, EVENT_NAMES
+
+TRUE = {"true", "t", "1", "yes", "y"}
+FALSE = {"false", "f", "0", "no", "n", ""}
+# A column where more than this share of rows is unparseable is a file problem, not bad rows.
+MAX_BAD_SHARE = 0.5
+# Amounts above this multiple of the 99th percentile are implausible (unit or typing errors).
+OUTLIER_FACTOR = 1000.0
+
+
+class _Rows:
+    """Collects per-row rejection reasons (first reason wins)."""
+
+    def __init__(self, n: int):
+        self.reason = np.full(n, None, dtype=object)
+
+    def reject(self, mask: np.ndarray | pd.Series, why: str) -> None:
+        mask = np.asarray(mask, dtype=bool) & pd.isna(self.reason)
+        self.reason[mask] = why
+
+
+def _file_error(file: str, column: str, what: str, values) -> InputError:
+    return InputError(f"{file}: column '{column}' {what}; sample: {sample(values)}")
+
+
+def _check_share(file, column, bad: np.ndarray, raw: pd.Series, what: str) -> None:
+    n = len(bad)
+    if n and bad.sum() > MAX_BAD_SHARE * n:
+        raise _file_error(file, column, f"{what} in {bad.sum():,} of {n:,} rows", raw[bad].head(5))
+
+
+def _ids(df, col, file, rows: _Rows) -> pd.Series:
+    s = df[col]
+    if pd.api.types.is_float_dtype(s):  # 12.0 read from a numeric column means "12"
+        s = s.map(lambda v: None if pd.isna(v) else (str(int(v)) if v.is_integer() else str(v)))
+    s = s.astype("string").str.strip()
+    rows.reject(s.isna() | (s == ""), f"missing {col}")
+    return s
+
+
+def _timestamps(df, col, file, rows: _Rows, now: datetime, required: bool) -> pd.Series:
+    raw = df[col]
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        ts = raw
+    else:
+        text = raw.astype("string").str.strip()
+        ts = pd.to_datetime(text, errors="coerce", format="ISO8601", utc=True)
+        bad = (text.notna() & (text != "") & ts.isna()).to_numpy()
+        _check_share(file, col, bad, raw, "is not an ISO 8601 date/time")
+        rows.reject(bad, f"unparseable {col} (expected ISO 8601)")
+    if getattr(ts.dtype, "tz", None) is not None:
+        ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
+    ts = ts.astype("datetime64[us]")
+    if required:
+        rows.reject(ts.isna(), f"missing {col}")
+    rows.reject((ts > pd.Timestamp(now)).fillna(False), f"{col} in the future")
+    return ts
+
+
+def _numbers(df, col, file, rows: _Rows, required: bool) -> pd.Series:
+    raw = df[col]
+    num = pd.to_numeric(raw, errors="coerce").astype("float64")
+    given = raw.notna() & (raw.astype("string").str.strip() != "")
+    text = raw.astype("string").str.strip().str.lower()
+    nan_text = text.isin(["nan", "inf", "-inf", "infinity"]).fillna(False)
+    bad = (given & num.isna() & ~nan_text).to_numpy()
+    _check_share(file, col, bad, raw, "is not numeric")
+    rows.reject(bad, f"non-numeric {col}")
+    rows.reject(nan_text | ~np.isfinite(num.fillna(0)), f"{col} is NaN or infinite")
+    if required:
+        rows.reject(~given, f"missing {col}")
+    return num.where(np.isfinite(num))
+
+
+def _bools(df, col, file, rows: _Rows) -> pd.Series:
+    raw = df[col]
+    if pd.api.types.is_bool_dtype(raw):
+        return raw.astype(bool)
+    text = raw.astype("string").str.strip().str.lower().fillna("")
+    bad = ~text.isin(TRUE | FALSE)
+    _check_share(file, col, bad.to_numpy(), raw, "is not a boolean")
+    rows.reject(bad, f"{col} is not a boolean")
+    return text.isin(TRUE)
+
+
+def _strings(df, col) -> pd.Series:
+    s = df[col].astype("string").str.strip()
+    return s.where(s != "")
+
+
+def _ensure_columns(table: str, df: pd.DataFrame, file: str) -> pd.DataFrame:
+    contract = CONTRACTS[table]
+    missing = [c for c in contract.required if c not in df.columns]
+    if missing:
+        raise InputError(
+            f"{file}: missing required column(s) {', '.join(missing)}; "
+            f"found columns: {sample(df.columns, 20)}"
+        )
+    if df.empty:
+        raise InputError(f"{file}: the file has a header but no rows")
+    out = df.reset_index(drop=True).copy()
+    for col in contract.optional:
+        if col not in out.columns:
+            out[col] = None
+    return out
+
+
+def validate_table(
+    table: str,
+    df: pd.DataFrame,
+    file: str,
+    known_currencies: set[str] | None = None,
+    base_currency: str = "USD",
+    now: datetime | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split one input table into (clean typed rows, quarantined rows with a reason)."""
+    now = now or datetime.now(timezone.utc).replace(tzinfo=None)
+    df = _ensure_columns(table, df, file)
+    rows = _Rows(len(df))
+    types = CONTRACTS[table].columns
+    out = pd.DataFrame(index=df.index)
+    for col, kind in types.items():
+        required = col in CONTRACTS[table].required
+        if kind == "id":
+            out[col] = _ids(df, col, file, rows)
+        elif kind in ("timestamp", "date"):
+            out[col] = _timestamps(df, col, file, rows, now, required)
+        elif kind == "float":
+            out[col] = _numbers(df, col, file, rows, required)
+        elif kind == "bool":
+            out[col] = _bools(df, col, file, rows)
+        else:
+            out[col] = _strings(df, col)
+    _table_rules(table, out, rows, known_currencies, base_currency)
+    out["_row"] = np.arange(1, len(df) + 1)
+    bad = pd.notna(rows.reason)
+    quarantined = df.loc[bad, list(types)].astype("string")
+    quarantined["_row"] = out.loc[bad, "_row"]
+    quarantined["reason"] = rows.reason[bad]
+    return out.loc[~bad].reset_index(drop=True), quarantined.reset_index(drop=True)
+
+
+def _table_rules(table, out, rows: _Rows, known_currencies, base_currency) -> None:
+    if table == "transactions":
+        out["is_refund"] = out["is_refund"].fillna(False).astype(bool)
+        out["currency"] = out["currency"].str.upper().fillna(base_currency)
+        rows.reject((out["amount"] < 0) & ~out["is_refund"], "negative amount without is_refund")
+        rows.reject((out["amount"] < 0) & out["is_refund"], "refund with a negative amount")
+        ok = pd.isna(rows.reason) & (out["amount"] > 0)
+        if ok.sum() >= 100:
+            cap = OUTLIER_FACTOR * float(out.loc[ok, "amount"].quantile(0.99))
+            rows.reject(out["amount"] > cap, f"implausible amount (over {cap:,.2f})")
+        known = {base_currency} | (known_currencies or set())
+        unknown = ~out["currency"].isin(known)
+        rows.reject(unknown, "currency without an fx rate")
+        has_id = out["transaction_id"].notna()
+        rows.reject(has_id & out["transaction_id"].duplicated(), "duplicate transaction_id")
+    elif table == "users":
+        rows.reject(out["user_id"].notna() & out["user_id"].duplicated(), "duplicate user_id")
+    elif table == "events":
+        rows.reject(~out["event_name"].isin(EVENT_NAMES).fillna(False), "unknown event_name")
+    elif table == "fx_rates":
+        out["currency"] = out["currency"].str.upper()
+        out["date"] = out["date"].dt.normalize()
+        rows.reject(out["currency"].isna(), "missing currency")
+        rows.reject(~(out["rate_to_base"] > 0).fillna(False), "rate_to_base is not positive")
+        rows.reject(out.duplicated(["date", "currency"]), "duplicate (date, currency)")
