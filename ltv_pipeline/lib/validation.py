@@ -45,12 +45,14 @@ def _check_share(file, column, bad: np.ndarray, raw: pd.Series, what: str) -> No
         raise _file_error(file, column, f"{what} in {bad.sum():,} of {n:,} rows", raw[bad].head(5))
 
 
-def _ids(df, col, file, rows: _Rows) -> pd.Series:
+def _ids(df, col, file, rows: _Rows, required: bool) -> pd.Series:
     s = df[col]
     if pd.api.types.is_float_dtype(s):  # 12.0 read from a numeric column means "12"
         s = s.map(lambda v: None if pd.isna(v) else (str(int(v)) if v.is_integer() else str(v)))
     s = s.astype("string").str.strip()
-    rows.reject(s.isna() | (s == ""), f"missing {col}")
+    s = s.where(s != "")
+    if required:
+        rows.reject(s.isna(), f"missing {col}")
     return s
 
 
@@ -138,7 +140,7 @@ def validate_table(
     for col, kind in types.items():
         required = col in CONTRACTS[table].required
         if kind == "id":
-            out[col] = _ids(df, col, file, rows)
+            out[col] = _ids(df, col, file, rows, required)
         elif kind in ("timestamp", "date"):
             out[col] = _timestamps(df, col, file, rows, now, required)
         elif kind == "float":

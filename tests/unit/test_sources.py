@@ -1,0 +1,87 @@
+"""Reading each kind of source into the contract's tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ltv_pipeline.lib import sources
+from ltv_pipeline.lib.errors import InputError
+
+
+def test_cdnow_master_is_the_real_log():
+    tables = sources.read_cdnow()
+    tx = tables["transactions"].frame
+    assert len(tx) == 69_659
+    assert tx["user_id"].nunique() == 23_570
+    assert tx["ts"].min() == pd.Timestamp("1997-01-01")
+    assert tx["ts"].max() == pd.Timestamp("1998-06-30")
+    assert tx["transaction_id"].is_unique
+    loads = sources.prepare_loads(tables)
+    by_name = {load.table: load for load in loads}
+    assert len(by_name["transactions"].clean) == 69_659
+    assert by_name["transactions"].quarantined.empty
+    # optional tables exist, empty, so downstream SQL can always read them
+    assert by_name["users"].clean.empty and by_name["users"].file is None
+
+
+def write_csv(directory: Path, name: str, frame: pd.DataFrame) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+TX = pd.DataFrame(
+    {"user_id": ["1", "2", "2"], "ts": ["2025-01-01", "2025-01-02", "2025-02-01"],
+     "amount": [10.0, 5.0, 7.0], "currency": ["USD", "EUR", "EUR"]}
+)
+FX = pd.DataFrame({"date": ["2025-01-01"], "currency": ["EUR"], "rate_to_base": [1.1]})
+
+
+def test_directory_with_csv_and_parquet(tmp_path):
+    write_csv(tmp_path, "transactions", TX)
+    FX.to_parquet(tmp_path / "fx_rates.parquet")
+    tables = sources.read_directory(tmp_path)
+    assert set(tables) == {"transactions", "fx_rates"}
+    loads = {load.table: load for load in sources.prepare_loads(tables)}
+    assert len(loads["transactions"].clean) == 3  # EUR is convertible thanks to fx_rates
+    assert loads["fx_rates"].clean["rate_to_base"].tolist() == [1.1]
+
+
+def test_currency_without_fx_table_is_quarantined(tmp_path):
+    write_csv(tmp_path, "transactions", TX)
+    loads = {load.table: load for load in sources.prepare_loads(sources.read_directory(tmp_path))}
+    assert len(loads["transactions"].clean) == 1
+    assert loads["transactions"].quarantined["reason"].tolist() == ["currency without an fx rate"] * 2
+    assert loads["transactions"].rows_in_file == 3
+
+
+def test_missing_transactions_file_names_directory(tmp_path):
+    write_csv(tmp_path, "users", pd.DataFrame({"user_id": ["1"]}))
+    with pytest.raises(InputError, match=r"no transactions\.parquet or transactions\.csv.*users\.csv"):
+        sources.read_directory(tmp_path)
+
+
+def test_both_csv_and_parquet_is_ambiguous(tmp_path):
+    write_csv(tmp_path, "transactions", TX)
+    TX.to_parquet(tmp_path / "transactions.parquet")
+    with pytest.raises(InputError, match="both transactions.parquet and transactions.csv"):
+        sources.read_directory(tmp_path)
+
+
+def test_empty_and_corrupt_files_are_file_errors(tmp_path):
+    (tmp_path / "transactions.csv").write_text("")
+    with pytest.raises(InputError, match=r"transactions\.csv: the file is empty"):
+        sources.read_directory(tmp_path)
+    (tmp_path / "transactions.csv").unlink()
+    (tmp_path / "transactions.parquet").write_bytes(b"this is not parquet")
+    with pytest.raises(InputError, match=r"transactions\.parquet: cannot be read as Parquet"):
+        sources.read_directory(tmp_path)
+
+
+def test_not_a_directory_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="not 'cdnow', 'synthetic' or a directory"):
+        sources.read_source(str(tmp_path / "nope"), 10, 0)

@@ -1,0 +1,148 @@
+"""Row-level quarantine and whole-file errors of the input contract."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pandas as pd
+import pytest
+
+from ltv_pipeline.lib.errors import InputError
+from ltv_pipeline.lib.validation import validate_table
+
+NOW = datetime(2026, 1, 1)
+
+
+def tx(**cols) -> pd.DataFrame:
+    base = {
+        "user_id": ["a", "b", "c"],
+        "ts": ["2025-01-01", "2025-01-02T10:00:00", "2025-01-03 11:30:00"],
+        "amount": ["10.5", "20", "30"],
+    }
+    base.update(cols)
+    return pd.DataFrame(base)
+
+
+def reasons(bad: pd.DataFrame) -> list[str]:
+    return list(bad["reason"])
+
+
+def test_clean_rows_are_typed_and_optional_columns_added():
+    clean, bad = validate_table("transactions", tx(), "tx.csv", now=NOW)
+    assert bad.empty
+    assert list(clean["amount"]) == [10.5, 20.0, 30.0]
+    assert str(clean["ts"].dtype) == "datetime64[us]"
+    assert clean["ts"].iloc[2] == pd.Timestamp("2025-01-03 11:30:00")
+    assert list(clean["currency"]) == ["USD"] * 3
+    assert list(clean["is_refund"]) == [False] * 3
+    assert list(clean["_row"]) == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    "column, values, reason",
+    [
+        ("user_id", [None, "b", "c"], "missing user_id"),
+        ("ts", ["not a date", "2025-01-02", "2025-01-03"], "unparseable ts (expected ISO 8601)"),
+        ("ts", ["2031-01-01", "2025-01-02", "2025-01-03"], "ts in the future"),
+        ("amount", ["ten", "20", "30"], "non-numeric amount"),
+        ("amount", ["NaN", "20", "30"], "amount is NaN or infinite"),
+        ("amount", ["-5", "20", "30"], "negative amount without is_refund"),
+        ("currency", ["XYZ", "USD", None], "currency without an fx rate"),
+        ("transaction_id", ["t1", "t1", "t2"], "duplicate transaction_id"),
+    ],
+)
+def test_bad_rows_go_to_quarantine_with_a_reason(column, values, reason):
+    frame = tx(**{column: values})
+    clean, bad = validate_table("transactions", frame, "tx.csv", now=NOW)
+    assert reasons(bad) == [reason]
+    assert len(clean) + len(bad) == len(frame)
+    # the quarantined row keeps its values as given and its row number
+    assert bad["_row"].iloc[0] == (2 if column == "transaction_id" else 1)
+
+
+def test_refund_with_positive_amount_is_accepted():
+    clean, bad = validate_table(
+        "transactions", tx(is_refund=["false", "true", "0"]), "tx.csv", now=NOW
+    )
+    assert bad.empty
+    assert list(clean["is_refund"]) == [False, True, False]
+
+
+def test_known_currency_from_fx_rates_is_accepted():
+    clean, bad = validate_table(
+        "transactions", tx(currency=["eur", "USD", "GBP"]), "tx.csv", {"EUR", "GBP"}, now=NOW
+    )
+    assert bad.empty and list(clean["currency"]) == ["EUR", "USD", "GBP"]
+
+
+def test_huge_outlier_is_quarantined():
+    n = 500
+    frame = pd.DataFrame(
+        {"user_id": [f"u{i}" for i in range(n)], "ts": ["2025-01-01"] * n,
+         "amount": [str(10 + i % 50) for i in range(n - 1)] + ["1e12"]}
+    )
+    clean, bad = validate_table("transactions", frame, "tx.csv", now=NOW)
+    assert len(bad) == 1 and bad["reason"].iloc[0].startswith("implausible amount")
+    assert bad["amount"].iloc[0] == "1e12"
+
+
+def test_numeric_user_ids_are_read_as_strings():
+    frame = tx(user_id=[1.0, 2.0, None])
+    clean, bad = validate_table("transactions", frame, "tx.parquet", now=NOW)
+    assert list(clean["user_id"]) == ["1", "2"]
+    assert reasons(bad) == ["missing user_id"]
+
+
+def test_timezone_aware_timestamps_become_utc():
+    frame = tx(ts=["2025-01-01T10:00:00+02:00", "2025-01-01T10:00:00Z", "2025-01-01"])
+    clean, _ = validate_table("transactions", frame, "tx.csv", now=NOW)
+    assert clean["ts"].iloc[0] == pd.Timestamp("2025-01-01 08:00:00")
+    assert clean["ts"].iloc[1] == pd.Timestamp("2025-01-01 10:00:00")
+
+
+def test_missing_required_column_names_file_and_column():
+    with pytest.raises(InputError, match=r"tx\.csv: missing required column\(s\) amount"):
+        validate_table("transactions", tx().drop(columns="amount"), "tx.csv", now=NOW)
+
+
+def test_empty_file_is_a_file_error():
+    with pytest.raises(InputError, match="tx.csv: the file has a header but no rows"):
+        validate_table("transactions", tx().iloc[:0], "tx.csv", now=NOW)
+
+
+def test_mostly_unparseable_column_is_a_file_error_with_sample():
+    frame = tx(ts=["01/02/2025", "01/03/2025", "2025-01-04"])
+    with pytest.raises(InputError, match=r"column 'ts' is not an ISO 8601.*'01/02/2025'"):
+        validate_table("transactions", frame, "tx.csv", now=NOW)
+
+
+def test_mixed_date_formats_quarantine_the_minority():
+    frame = tx(ts=["2025-01-01", "2025-01-02", "03/01/2025"])
+    clean, bad = validate_table("transactions", frame, "tx.csv", now=NOW)
+    assert len(clean) == 2 and reasons(bad) == ["unparseable ts (expected ISO 8601)"]
+
+
+def test_unknown_event_names_are_quarantined():
+    frame = pd.DataFrame(
+        {"user_id": ["a", "b"], "ts": ["2025-01-01", "2025-01-02"],
+         "event_name": ["product_view", "teleport"]}
+    )
+    clean, bad = validate_table("events", frame, "events.csv", now=NOW)
+    assert list(clean["event_name"]) == ["product_view"]
+    assert reasons(bad) == ["unknown event_name"]
+
+
+def test_fx_rates_must_be_positive_and_unique():
+    frame = pd.DataFrame(
+        {"date": ["2025-01-01", "2025-01-01", "2025-01-02"], "currency": ["eur", "EUR", "EUR"],
+         "rate_to_base": ["1.1", "1.2", "-1"]}
+    )
+    clean, bad = validate_table("fx_rates", frame, "fx.csv", now=NOW)
+    assert list(clean["rate_to_base"]) == [1.1]
+    assert sorted(reasons(bad)) == ["duplicate (date, currency)", "rate_to_base is not positive"]
+
+
+def test_duplicate_users_are_quarantined():
+    frame = pd.DataFrame({"user_id": ["a", "a", "b"], "country": ["US", "DE", "FR"]})
+    clean, bad = validate_table("users", frame, "users.csv", now=NOW)
+    assert list(clean["user_id"]) == ["a", "b"] and reasons(bad) == ["duplicate user_id"]
