@@ -23,7 +23,7 @@ def run_job(job_name: str, run_config: dict[str, Any], tags: dict[str, str] | No
     from ltv_pipeline.definitions import defs
 
     job = defs.resolve_job_def(job_name)
-    run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}, **run_config}
+    run_config = {"loggers": {"ltv_progress": {"config": {"log_level": "INFO"}}}, **run_config}
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(
             run_config=run_config, instance=instance, tags=tags or {}, raise_on_error=True

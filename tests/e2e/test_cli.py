@@ -1,0 +1,52 @@
+"""The `ltv` command as a user runs it: a subprocess, a fresh LTV_HOME, exit codes, outputs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+
+LTV = str(Path(sys.executable).parent / "ltv")
+
+
+def run(args: list[str], home: Path, timeout: int = 900) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME",)}
+    env["LTV_HOME"] = str(home)
+    return subprocess.run([LTV, *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_demo_loads_the_real_cdnow_log_into_ltv_home(tmp_path):
+    home = tmp_path / "home"
+    proc = run(["demo"], home)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "transactions" in proc.stdout and "69,659" in proc.stdout
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    try:
+        n, users = con.execute(
+            "select count(*), count(distinct user_id) from raw.transactions"
+        ).fetchone()
+    finally:
+        con.close()
+    assert (n, users) == (69_659, 23_570)
+    assert (home / "dagster" / "dagster.yaml").read_text().count("enabled: false") == 1
+    # the run is recorded in LTV_HOME's Dagster instance, visible to the UI
+    assert any((home / "dagster").rglob("*.db"))
+
+
+def test_demo_on_a_bad_directory_exits_2_without_traceback(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "transactions.csv").write_text("user_id,when,amount\n1,2025-01-01,3\n")
+    proc = run(["demo", "--source", str(src)], tmp_path / "home")
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "transactions.csv: missing required column(s) ts" in proc.stderr
+    assert "Traceback" not in proc.stderr and "Stack Trace" not in proc.stderr
+
+
+def test_unknown_option_exits_2(tmp_path):
+    proc = run(["demo", "--colour", "red"], tmp_path / "home", timeout=120)
+    assert proc.returncode == 2
+    assert "unrecognized arguments: --colour red" in proc.stderr
