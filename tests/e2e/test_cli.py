@@ -50,3 +50,27 @@ def test_unknown_option_exits_2(tmp_path):
     proc = run(["demo", "--colour", "red"], tmp_path / "home", timeout=120)
     assert proc.returncode == 2
     assert "unrecognized arguments: --colour red" in proc.stderr
+
+
+def test_generate_then_demo_on_the_directory(tmp_path):
+    out = tmp_path / "log"
+    proc = run(["generate", "--users", "3000", "--seed", "11", "--out", str(out)], tmp_path / "home")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "events.parquet", "fx_rates.parquet", "transactions.parquet", "users.parquet"
+    ]
+    proc = run(["demo", "--source", str(out)], tmp_path / "home")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    con = duckdb.connect(str(tmp_path / "home" / "warehouse.duckdb"), read_only=True)
+    try:
+        loaded = dict(con.execute(
+            "select table_name, rows_loaded + rows_quarantined from raw.load_batches"
+        ).fetchall())
+        users = con.execute("select count(*) from raw.users").fetchone()[0]
+    finally:
+        con.close()
+    assert users == 3000
+    # every generated row is accounted for: loaded or quarantined
+    import pandas as pd
+    for name in ("transactions", "users", "events", "fx_rates"):
+        assert loaded[name] == len(pd.read_parquet(out / f"{name}.parquet"))
