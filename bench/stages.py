@@ -1,0 +1,65 @@
+"""One benchmark stage per process, so each stage's peak memory is its own.
+
+Usage: python -m bench.stages STAGE WORKDIR N_USERS
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+from pathlib import Path
+
+
+def generate(work: Path, n: int) -> None:
+    from ltv_pipeline.lib.generator import generate as make_log
+    from ltv_pipeline.lib.generator import write
+
+    write(make_log(n_users=n, seed=1), work / "log")
+
+
+def ingest(work: Path, n: int) -> None:
+    """Validation against the contract plus the atomic raw load (lib, no Dagster)."""
+    from ltv_pipeline.lib import sources, warehouse
+
+    loads = sources.prepare_loads(sources.read_directory(work / "log"))
+    warehouse.replace_raw_tables(work / "warehouse.duckdb", "bench", "bench", loads)
+
+
+def duckdb_floor(work: Path, n: int) -> None:
+    """One aggregate over the whole log: the floor of what reading the data costs."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(
+        f"select user_id, count(distinct ts::date), sum(amount), min(ts), max(ts) "
+        f"from read_parquet('{work / 'log' / 'transactions.parquet'}') group by user_id"
+    ).fetchall()
+    con.close()
+
+
+def lifetimes_reference(work: Path, n: int) -> None:
+    """The plain lifetimes workflow on the same file: summary, BG/NBD, Gamma-Gamma, predict."""
+    import pandas as pd
+    from lifetimes import BetaGeoFitter, GammaGammaFitter
+    from lifetimes.utils import summary_data_from_transaction_data
+
+    tx = pd.read_parquet(work / "log" / "transactions.parquet",
+                         columns=["user_id", "ts", "amount", "is_refund"])
+    tx = tx[~tx["is_refund"]]
+    end = pd.Timestamp(date(2025, 9, 30))
+    summary = summary_data_from_transaction_data(
+        tx[tx["ts"] < end + pd.Timedelta(days=1)], "user_id", "ts", "amount",
+        freq="D", observation_period_end=end,
+    )
+    bg = BetaGeoFitter(penalizer_coef=0.001).fit(summary["frequency"], summary["recency"], summary["T"])
+    repeat = summary[(summary["frequency"] > 0) & (summary["monetary_value"] > 0)]
+    gg = GammaGammaFitter(penalizer_coef=0.001).fit(repeat["frequency"], repeat["monetary_value"])
+    gg.customer_lifetime_value(bg, summary["frequency"], summary["recency"], summary["T"],
+                               summary["monetary_value"], time=3, freq="D")
+
+
+STAGES = {f.__name__: f for f in (generate, ingest, duckdb_floor, lifetimes_reference)}
+
+if __name__ == "__main__":
+    stage, work, n = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+    STAGES[stage](work, n)
