@@ -1,0 +1,62 @@
+{#- Cutoff dates from vars: validated, de-duplicated, sorted ISO strings. -#}
+{% macro ltv_cutoff_dates() %}
+    {%- set dates = [] -%}
+    {%- set raw = var('cutoffs', []) -%}
+    {%- if raw is string -%}{%- set raw = [raw] -%}{%- endif -%}
+    {%- set candidates = raw + var('backtest_origins', []) + var('train_cutoffs', []) -%}
+    {%- if var('scoring_date', none) -%}
+        {%- set candidates = candidates + [var('scoring_date')] -%}
+    {%- endif -%}
+    {%- for value in candidates -%}
+        {%- set iso = ltv_validate_date(value) -%}
+        {%- if iso not in dates -%}{%- do dates.append(iso) -%}{%- endif -%}
+    {%- endfor -%}
+    {{ return(dates | sort) }}
+{% endmacro %}
+
+
+{% macro ltv_validate_date(value) %}
+    {%- set text = value | string | trim -%}
+    {%- if not modules.re.match('^[0-9]{4}-[0-9]{2}-[0-9]{2}$', text) -%}
+        {{ exceptions.raise_compiler_error(
+            "cutoff dates must be 'YYYY-MM-DD' strings, got " ~ (value | string)) }}
+    {%- endif -%}
+    {%- set parsed = modules.datetime.datetime.strptime(text, '%Y-%m-%d') -%}
+    {{ return(parsed.strftime('%Y-%m-%d')) }}
+{% endmacro %}
+
+
+{#- A date literal in the adapter's own syntax (dbt.date), from 'YYYY-MM-DD'. -#}
+{% macro ltv_date_literal(iso) -%}
+    {%- set parsed = modules.datetime.datetime.strptime(ltv_validate_date(iso), '%Y-%m-%d') -%}
+    {{ dbt.date(parsed.year, parsed.month, parsed.day) }}
+{%- endmacro %}
+
+
+{% macro ltv_horizon_days() %}
+    {%- set horizon = var('horizon_days') | int -%}
+    {%- if horizon <= 0 -%}
+        {{ exceptions.raise_compiler_error("horizon_days must be a positive integer, got "
+            ~ (var('horizon_days') | string)) }}
+    {%- endif -%}
+    {{ return(horizon) }}
+{% endmacro %}
+
+
+{#- Pre-hook of the per-cutoff marts: rebuilding a cutoff replaces all of its rows (also rows of
+    users that no longer belong to it), so a cutoff built twice is never duplicated. The
+    incremental delete+insert on the unique key then finds nothing left to delete. -#}
+{% macro ltv_delete_cutoffs_being_built(by_horizon=false) %}
+    {%- if is_incremental() -%}
+        {%- set dates = ltv_cutoff_dates() -%}
+        {%- if dates | length > 0 -%}
+            delete from {{ this }}
+            where cutoff_date in (
+                {%- for iso in dates -%}
+                    {{ ltv_date_literal(iso) }}{{ ", " if not loop.last }}
+                {%- endfor -%}
+            )
+            {%- if by_horizon %} and horizon_days = {{ ltv_horizon_days() }}{% endif %}
+        {%- endif -%}
+    {%- endif -%}
+{% endmacro %}

@@ -1,0 +1,34 @@
+{#- Small SQL builders shared by the marts (portable SQL only). -#}
+
+
+{#- Sample standard deviation from a count, a sum and a sum of squares: lets any window's
+    std be aggregated from per-day partial sums. Null below two observations. -#}
+{% macro ltv_sample_std(n, total, sum_squares) -%}
+    case
+        when {{ n }} > 1 then sqrt(greatest(
+            0,
+            (cast({{ sum_squares }} as {{ ltv_type_double() }})
+                - cast({{ total }} as {{ ltv_type_double() }}) * {{ total }} / {{ n }})
+            / ({{ n }} - 1)
+        ))
+    end
+{%- endmacro %}
+
+
+{#- a / b as a double, null when b is 0 or null. -#}
+{% macro ltv_ratio(numerator, denominator) -%}
+    (cast({{ numerator }} as {{ ltv_type_double() }}) / nullif({{ denominator }}, 0))
+{%- endmacro %}
+
+
+{#- The label of the largest of several non-null counts (the first label on ties); null
+    when all are 0. -#}
+{% macro ltv_argmax(columns, labels) -%}
+    {%- set top = "greatest(" ~ (columns | join(", ")) ~ ")" -%}
+    case
+        when {{ top }} <= 0 then null
+        {%- for column in columns %}
+        when {{ column }} = {{ top }} then {{ labels[loop.index0] }}
+        {%- endfor %}
+    end
+{%- endmacro %}

@@ -1,0 +1,83 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['user_id', 'cutoff_date'],
+        on_schema_change='append_new_columns',
+        pre_hook="{{ ltv_delete_cutoffs_being_built() }}",
+    )
+}}
+
+with
+
+cutoffs as (
+
+    select * from {{ ref('int_cutoffs_planned') }}
+
+),
+
+user_days as (
+
+    select * from {{ ref('int_user_days_aggregated') }}
+
+),
+
+purchase_days as (
+
+    -- lifetimes' summary_data_from_transaction_data(freq="D", observation_period_end=D):
+    -- one value per purchase day (the day's net total), days before D + 1 day only.
+    select
+        cutoffs.cutoff_date,
+        user_days.user_id,
+        user_days.activity_date,
+        user_days.revenue,
+        user_days.is_first_purchase_day,
+        user_days.transaction_last_ts
+    from cutoffs
+    inner join user_days
+        on user_days.activity_date < cutoffs.history_end_date
+    where user_days.is_purchase_day
+
+),
+
+aggregated as (
+
+    select
+        purchase_days.user_id,
+        purchase_days.cutoff_date,
+        count(*) as n_purchase_days,
+        min(purchase_days.activity_date) as first_purchase_date,
+        max(purchase_days.activity_date) as last_purchase_date,
+        -- The first purchase day ever is the first before any later cutoff too.
+        sum(case when purchase_days.is_first_purchase_day then 0 else purchase_days.revenue end)
+            as repeat_revenue,
+        max(purchase_days.transaction_last_ts) as max_source_ts
+    from purchase_days
+    group by purchase_days.user_id, purchase_days.cutoff_date
+
+),
+
+final as (
+
+    select
+        aggregated.user_id,
+        aggregated.cutoff_date,
+        cast(aggregated.n_purchase_days - 1 as {{ dbt.type_bigint() }}) as frequency,
+        {{ dbt.datediff('aggregated.first_purchase_date', 'aggregated.last_purchase_date', 'day') }}
+            as recency,
+        {{ dbt.datediff('aggregated.first_purchase_date', 'aggregated.cutoff_date', 'day') }}
+            as {{ adapter.quote('T') }},
+        case
+            when aggregated.n_purchase_days > 1
+                then cast(aggregated.repeat_revenue as {{ ltv_type_double() }})
+                    / (aggregated.n_purchase_days - 1)
+            else cast(0 as {{ ltv_type_double() }})
+        end as monetary_value,
+        aggregated.first_purchase_date,
+        aggregated.last_purchase_date,
+        aggregated.max_source_ts
+    from aggregated
+
+)
+
+select * from final
