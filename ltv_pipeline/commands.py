@@ -72,13 +72,38 @@ def ui(args: argparse.Namespace) -> int:
     cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(settings.REPO_ROOT / "workspace.yaml"),
            "-h", args.host, "-p", str(args.port)]
     progress(f"Dagster UI on http://{args.host}:{args.port} (Ctrl-C stops it)")
-    proc = subprocess.Popen(cmd, cwd=settings.REPO_ROOT, start_new_session=True)
+    # Own session (so the whole group can be stopped) with SIGINT restored to its default even
+    # when this process was started with SIGINT ignored (PITFALLS.md).
+    proc = subprocess.Popen(
+        cmd, cwd=settings.REPO_ROOT, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return proc.wait()
     except KeyboardInterrupt:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        progress("stopping the Dagster UI")
+        _stop_group(proc)
         return EXIT_OK
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    """SIGINT (dagster dev shuts down gracefully on it), then SIGKILL for what is left."""
+    for sig, wait in ((signal.SIGINT, 30), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+    # children of dagster dev may outlive it: clear the group whatever happened above
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
