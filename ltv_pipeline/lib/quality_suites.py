@@ -1,0 +1,221 @@
+"""The code-defined GX suites: raw tables, dbt marts, and the leakage gates of the time rule.
+
+Time rule (DESIGN.md): for a cutoff D, history is ts < D + 1 day and the label window of
+horizon H is [D + 1 day, D + 1 day + H days). The leakage suites derive those bounds as columns
+and compare with GX column-pair expectations, so each offending row comes back with its keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+import great_expectations as gx
+import great_expectations.expectations as gxe
+import pandas as pd
+
+from ltv_pipeline.lib.quality import QualitySuite
+from ltv_pipeline.lib.schema import CONTRACTS, EVENT_NAMES
+
+CURRENCY_REGEX = r"^[A-Z]{3}$"  # ISO 4217-like: three upper-case letters
+MART_KEYS = ("user_id", "cutoff_date")
+ONE_DAY = pd.Timedelta(days=1)
+# Counts in customer_features that can never be negative (the mart's yml lists more).
+FEATURE_COUNT_COLUMNS = ("n_orders", "n_purchase_days", "frequency", "n_refunds", "n_events")
+
+
+def _suite(name: str, expectations: Sequence, sample_columns: Iterable[str] = (),
+           derive: Callable[[pd.DataFrame], pd.DataFrame] | None = None) -> QualitySuite:
+    return QualitySuite(gx.ExpectationSuite(name=name, expectations=list(expectations)),
+                        tuple(sample_columns), derive)
+
+
+def _columns_present(columns: Iterable[str]):
+    return gxe.ExpectTableColumnsToMatchSet(column_set=list(columns), exact_match=False)
+
+
+def _not_null(*columns: str) -> list:
+    return [gxe.ExpectColumnValuesToNotBeNull(column=c) for c in columns]
+
+
+def _at_least(value: float, *columns: str) -> list:
+    return [gxe.ExpectColumnValuesToBeBetween(column=c, min_value=value) for c in columns]
+
+
+# --- raw tables (the input contract, as loaded) -------------------------------------------
+
+
+def raw_transactions_suite() -> QualitySuite:
+    return _suite("raw_transactions", [
+        _columns_present(CONTRACTS["transactions"].columns),
+        *_not_null("user_id", "ts", "amount", "currency", "is_refund"),
+        gxe.ExpectColumnValuesToBeUnique(column="transaction_id"),
+        *_at_least(0, "amount", "variable_cost"),
+        gxe.ExpectColumnValuesToMatchRegex(column="currency", regex=CURRENCY_REGEX),
+        gxe.ExpectColumnValuesToBeInSet(column="is_refund", value_set=[True, False]),
+    ], ("_row", "transaction_id", "user_id"))
+
+
+def raw_users_suite() -> QualitySuite:
+    return _suite("raw_users", [
+        _columns_present(CONTRACTS["users"].columns),
+        *_not_null("user_id"),
+        gxe.ExpectColumnValuesToBeUnique(column="user_id"),
+    ], ("_row", "user_id"))
+
+
+def raw_events_suite() -> QualitySuite:
+    return _suite("raw_events", [
+        _columns_present(CONTRACTS["events"].columns),
+        *_not_null("user_id", "ts", "event_name"),
+        gxe.ExpectColumnValuesToBeInSet(column="event_name", value_set=list(EVENT_NAMES)),
+    ], ("_row", "user_id", "ts"))
+
+
+def fx_rates_suite() -> QualitySuite:
+    return _suite("fx_rates", [
+        _columns_present(CONTRACTS["fx_rates"].columns),
+        *_not_null("date", "currency", "rate_to_base"),
+        gxe.ExpectColumnValuesToBeBetween(column="rate_to_base", min_value=0, strict_min=True),
+        gxe.ExpectColumnValuesToMatchRegex(column="currency", regex=CURRENCY_REGEX),
+        gxe.ExpectCompoundColumnsToBeUnique(column_list=["date", "currency"]),
+    ], ("_row", "date", "currency"))
+
+
+RAW_SUITES: dict[str, Callable[[], QualitySuite]] = {
+    "transactions": raw_transactions_suite,
+    "users": raw_users_suite,
+    "events": raw_events_suite,
+    "fx_rates": fx_rates_suite,
+}
+
+
+# --- marts (dbt_project/models/marts) -----------------------------------------------------
+
+
+def customer_features_suite(count_columns: Sequence[str] = FEATURE_COUNT_COLUMNS) -> QualitySuite:
+    """One row per user per cutoff; counts never negative."""
+    return _suite("customer_features", [
+        _columns_present([*MART_KEYS, "max_source_ts", *count_columns]),
+        *_not_null(*MART_KEYS),
+        gxe.ExpectCompoundColumnsToBeUnique(column_list=list(MART_KEYS)),
+        *_at_least(0, *count_columns),
+    ], MART_KEYS)
+
+
+def customer_btyd_summary_suite() -> QualitySuite:
+    """lifetimes' summary: frequency, recency >= 0, recency <= T, monetary_value >= 0."""
+    cols = ("frequency", "recency", "T", "monetary_value")
+    return _suite("customer_btyd_summary", [
+        _columns_present([*MART_KEYS, *cols, "max_source_ts"]),
+        *_not_null(*MART_KEYS, *cols),
+        gxe.ExpectCompoundColumnsToBeUnique(column_list=list(MART_KEYS)),
+        *_at_least(0, *cols),
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="T", column_B="recency", or_equal=True),
+    ], MART_KEYS)
+
+
+def customer_labels_suite() -> QualitySuite:
+    """One row per user per cutoff per horizon; H >= 1 day, counts never negative."""
+    keys = [*MART_KEYS, "horizon_days"]
+    return _suite("customer_labels", [
+        _columns_present([*keys, "value", "margin", "n_orders"]),
+        *_not_null(*keys, "value", "margin", "n_orders"),
+        gxe.ExpectCompoundColumnsToBeUnique(column_list=keys),
+        *_at_least(1, "horizon_days"),
+        *_at_least(0, "n_orders"),
+    ], keys)
+
+
+def cohort_revenue_suite(
+    count_columns: Sequence[str] = ("n_active_users", "n_purchasing_users", "n_orders", "n_refunds"),
+) -> QualitySuite:
+    """One row per cohort month per activity date; counts never negative."""
+    keys = ["cohort_month", "activity_date"]
+    return _suite("cohort_revenue", [
+        _columns_present([*keys, "revenue", *count_columns]),
+        *_not_null(*keys),
+        gxe.ExpectCompoundColumnsToBeUnique(column_list=keys),
+        *_at_least(0, *count_columns),
+    ], keys)
+
+
+# --- leakage: the time rule --------------------------------------------------------------
+
+
+def _as_datetime(frame: pd.DataFrame, *columns: str) -> None:
+    for c in columns:
+        if c in frame.columns:
+            frame[c] = pd.to_datetime(frame[c])
+
+
+def history_leakage_suite(name: str = "history_leakage", ts_column: str = "max_source_ts") -> QualitySuite:
+    """Every row (features or BTYD summary) used only history: ts_column < cutoff_date + 1 day.
+
+    history_end = cutoff_date + 1 day is derived, then GX checks history_end > ts_column."""
+
+    def derive(f: pd.DataFrame) -> pd.DataFrame:
+        _as_datetime(f, "cutoff_date", ts_column)
+        f["history_end"] = f["cutoff_date"].dt.normalize() + ONE_DAY
+        return f
+
+    return _suite(name, [
+        *_not_null("cutoff_date", ts_column),
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A="history_end", column_B=ts_column, or_equal=False,
+            ignore_row_if="either_value_is_missing",
+        ),
+    ], MART_KEYS, derive)
+
+
+def label_window_suite(
+    name: str = "label_window",
+    min_ts: str = "label_min_ts",
+    max_ts: str = "label_max_ts",
+    declared_window: tuple[str, str] | None = ("label_start_date", "label_end_date"),
+) -> QualitySuite:
+    """Every label row lies in its window [cutoff + 1 day, cutoff + 1 day + H days): the
+    earliest and latest transaction counted (null when none), and the declared window columns
+    when the mart has them (declared_window=None to skip)."""
+
+    def derive(f: pd.DataFrame) -> pd.DataFrame:
+        _as_datetime(f, "cutoff_date", min_ts, max_ts, *(declared_window or ()))
+        f["window_start"] = f["cutoff_date"].dt.normalize() + ONE_DAY
+        f["window_end"] = f["window_start"] + pd.to_timedelta(f["horizon_days"], unit="D")
+        return f
+
+    pair = gxe.ExpectColumnPairValuesAToBeGreaterThanB
+    exps = [
+        *_not_null("cutoff_date", "horizon_days"),
+        pair(column_A=min_ts, column_B="window_start", or_equal=True, ignore_row_if="either_value_is_missing"),
+        pair(column_A="window_end", column_B=max_ts, or_equal=False, ignore_row_if="either_value_is_missing"),
+    ]
+    if declared_window:
+        start, end = declared_window
+        exps += [
+            gxe.ExpectColumnPairValuesToBeEqual(column_A=start, column_B="window_start"),
+            gxe.ExpectColumnPairValuesToBeEqual(column_A=end, column_B="window_end"),
+        ]
+    return _suite(name, exps, [*MART_KEYS, "horizon_days"], derive)
+
+
+def training_window_suite(scoring_date, name: str = "training_window") -> QualitySuite:
+    """No training cutoff's label window passes the scoring date S: the window
+    [D + 1 day, D + 1 day + H days) must end by S + 1 day (the end of what is known at S).
+    The frame has one row per training example or per (cutoff_date, horizon_days)."""
+    known_end = pd.Timestamp(scoring_date).normalize() + ONE_DAY
+
+    def derive(f: pd.DataFrame) -> pd.DataFrame:
+        _as_datetime(f, "cutoff_date")
+        f["label_window_end"] = (
+            f["cutoff_date"].dt.normalize() + ONE_DAY + pd.to_timedelta(f["horizon_days"], unit="D")
+        )
+        f["known_end"] = known_end
+        return f
+
+    return _suite(name, [
+        *_not_null("cutoff_date", "horizon_days"),
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A="known_end", column_B="label_window_end", or_equal=True,
+            ignore_row_if="either_value_is_missing",
+        ),
+    ], ["cutoff_date", "horizon_days", "user_id"], derive)
