@@ -1,13 +1,22 @@
-"""Locating and preparing the dbt project (no Dagster imports)."""
+"""Locating, preparing and running the dbt project (no Dagster imports)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from ltv_pipeline import settings
+from ltv_pipeline.lib.dbt_vars import as_cli_args
+
+# Files whose change makes a parsed manifest stale.
+_SOURCE_DIRS = ("models", "macros", "tests")
+_SOURCE_FILES = ("dbt_project.yml", "profiles.yml")
 
 
 def dbt_executable() -> str:
@@ -17,6 +26,8 @@ def dbt_executable() -> str:
 
 
 def dbt_env() -> dict[str, str]:
+    """Environment for a dbt subprocess: LTV_HOME (absolute; profiles.yml reads it), the
+    profiles dir, logs under LTV_HOME and the target dir beside the project."""
     settings.ensure_home()
     env = dict(os.environ)
     env["DBT_PROFILES_DIR"] = str(settings.DBT_PROJECT_DIR)
@@ -30,14 +41,62 @@ def manifest_path() -> Path:
     return settings.dbt_target_dir() / "manifest.json"
 
 
-def ensure_manifest(force: bool = False) -> Path:
-    """Run `dbt parse` when the manifest is missing (or force); return its path."""
+def _newest_source_mtime() -> float:
+    root = settings.DBT_PROJECT_DIR
+    times = [(root / f).stat().st_mtime for f in _SOURCE_FILES if (root / f).exists()]
+    for d in _SOURCE_DIRS:
+        times.extend(p.stat().st_mtime for p in (root / d).rglob("*") if p.is_file())
+    return max(times, default=0.0)
+
+
+def manifest_is_stale() -> bool:
     path = manifest_path()
-    if force or not path.exists():
-        env = dbt_env()
-        subprocess.run(
-            [dbt_executable(), "parse", "--quiet", "--project-dir", str(settings.DBT_PROJECT_DIR)],
-            check=True,
-            env=env,
-        )
+    return not path.exists() or path.stat().st_mtime < _newest_source_mtime()
+
+
+def ensure_manifest(force: bool = False) -> Path:
+    """Run `dbt parse` when the manifest is missing or older than a dbt source file (or
+    force); return its path. The parse writes to a private directory and the manifest is
+    moved into place atomically, so a process importing the definitions meanwhile never
+    reads half a file."""
+    path = manifest_path()
+    if force or manifest_is_stale():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=".parse-", dir=path.parent))
+        try:
+            env = dbt_env() | {"DBT_TARGET_PATH": str(scratch)}
+            done = subprocess.run(
+                [dbt_executable(), "parse", "--quiet", "--project-dir", str(settings.DBT_PROJECT_DIR)],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            if done.returncode != 0:
+                raise RuntimeError(
+                    f"`dbt parse` of {settings.DBT_PROJECT_DIR} failed:\n{done.stdout}{done.stderr}"
+                )
+            os.replace(scratch / "manifest.json", path)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
     return path
+
+
+def run_dbt(
+    args: Sequence[str],
+    vars: Mapping[str, Any] | None = None,
+    target_path: Path | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    """Run one dbt command on the project (e.g. ["build"]) as a subprocess, with `vars`
+    (from lib.dbt_vars) as --vars. No DuckDB connection may be open in this process (one
+    writer per file). Raises RuntimeError with dbt's output when check and dbt fails."""
+    env = dbt_env()
+    if target_path is not None:
+        env["DBT_TARGET_PATH"] = str(target_path)
+    cmd = [dbt_executable(), *args, "--project-dir", str(settings.DBT_PROJECT_DIR)]
+    if vars is not None:
+        cmd += as_cli_args(vars)
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if check and done.returncode != 0:
+        raise RuntimeError(f"`dbt {' '.join(args)}` failed:\n{done.stdout[-8000:]}{done.stderr}")
+    return done

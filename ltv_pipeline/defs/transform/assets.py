@@ -1,0 +1,127 @@
+"""Transform: the dbt models (staging -> intermediate -> marts) as Dagster assets.
+
+One @dbt_assets definition, built once. Each run plans its cutoffs with lib.cutoffs and hands
+them to dbt as --vars through lib.dbt_vars; the per-cutoff marts are incremental, so building
+a cutoff again replaces it.
+"""
+
+from collections.abc import Iterator, Mapping
+from datetime import date
+from functools import cache
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
+from pydantic import Field
+
+from ltv_pipeline import groups, settings
+from ltv_pipeline.defs.resources import WarehouseResource
+from ltv_pipeline.lib import cutoffs as cutoff_rules
+from ltv_pipeline.lib.dbt_project import ensure_manifest
+from ltv_pipeline.lib.dbt_vars import DEFAULT_DECAY_HALF_LIFE_DAYS, as_cli_args, vars_for_plan
+
+DBT_ASSETS_NAME = "ltv_dbt_models"
+
+
+class TransformConfig(dg.Config):
+    """What the dbt build computes: the cutoffs (from the scoring date and the backtest plan,
+    see lib.cutoffs.plan_cutoffs) and the label horizon."""
+
+    as_of: str | None = Field(
+        default=None,
+        description="Scoring date YYYY-MM-DD; default: the last transaction date in raw.transactions.",
+    )
+    horizon_days: int = Field(
+        default=settings.DEFAULT_HORIZON_DAYS, gt=0, description="Label window length H in days."
+    )
+    n_origins: int = Field(default=cutoff_rules.DEFAULT_N_ORIGINS, ge=0,
+                           description="Backtest origins (as_of - H, then every origin_spacing_days earlier).")
+    origin_spacing_days: int = Field(default=cutoff_rules.DEFAULT_ORIGIN_SPACING_DAYS, gt=0)
+    n_train_cutoffs: int = Field(default=cutoff_rules.DEFAULT_N_TRAIN_CUTOFFS, ge=0,
+                                 description="Training cutoffs per model (final and per origin).")
+    train_spacing_days: int = Field(default=cutoff_rules.DEFAULT_TRAIN_SPACING_DAYS, gt=0)
+    min_history_days: int = Field(default=cutoff_rules.DEFAULT_MIN_HISTORY_DAYS, ge=0,
+                                  description="Cutoffs earlier than first transaction + this are dropped.")
+    decay_half_life_days: float = Field(default=DEFAULT_DECAY_HALF_LIFE_DAYS, gt=0,
+                                        description="Half-life of the time-decayed spend feature.")
+    full_refresh: bool = Field(default=False,
+                               description="Rebuild the incremental marts from scratch (drops other cutoffs).")
+
+    def as_of_date(self) -> date | None:
+        return date.fromisoformat(self.as_of) if self.as_of else None
+
+
+class LtvDbtTranslator(DagsterDbtTranslator):
+    """Model keys are the bare model names (customer_features, ...); every model is in the
+    transform group and tagged with its layer (the dbt folder: staging, intermediate, marts).
+    Sources keep the keys their meta names: the ingest assets."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            return super().get_asset_key(dbt_resource_props)
+        return dg.AssetKey(dbt_resource_props["name"])
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        return groups.TRANSFORM
+
+    def get_tags(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, str]:
+        fqn = dbt_resource_props.get("fqn", [])
+        layer = {"layer": fqn[1]} if len(fqn) > 2 else {}
+        return {**super().get_tags(dbt_resource_props), **layer}
+
+
+def data_span(warehouse: WarehouseResource) -> tuple[date, date]:
+    """First and last transaction dates, read with a connection closed before returning (dbt
+    cannot lock the file while this process holds one)."""
+    with warehouse.connect(read_only=True) as con:
+        first, last = con.execute(
+            "select cast(min(ts) as date), cast(max(ts) as date) from raw.transactions"
+        ).fetchone()
+    if last is None:
+        raise dg.Failure("raw.transactions is empty: load a source first (ltv demo or the raw_tables asset)")
+    return first, last
+
+
+def plan_for(config: TransformConfig, warehouse: WarehouseResource) -> cutoff_rules.CutoffPlan:
+    first, last = data_span(warehouse)
+    return cutoff_rules.plan_cutoffs(
+        as_of=config.as_of_date() or last,
+        horizon_days=config.horizon_days,
+        n_origins=config.n_origins,
+        origin_spacing_days=config.origin_spacing_days,
+        n_train_cutoffs=config.n_train_cutoffs,
+        train_spacing_days=config.train_spacing_days,
+        data_start=first,
+        min_history_days=config.min_history_days,
+    )
+
+
+@cache
+def build_dbt_assets() -> dg.AssetsDefinition:
+    """The dbt assets, built once per process from the parsed manifest."""
+
+    @dbt_assets(
+        manifest=ensure_manifest(),
+        dagster_dbt_translator=LtvDbtTranslator(),
+        name=DBT_ASSETS_NAME,
+    )
+    def ltv_dbt_models(
+        context: dg.AssetExecutionContext,
+        dbt: DbtCliResource,
+        warehouse_db: WarehouseResource,
+        config: TransformConfig,
+    ) -> Iterator[Any]:
+        """dbt build of the selected models for the planned cutoffs (runs dbt's data tests
+        and unit tests too; a failing test fails the run)."""
+        plan = plan_for(config, warehouse_db)
+        dbt_vars = vars_for_plan(plan, decay_half_life_days=config.decay_half_life_days)
+        context.log.info(
+            f"as_of {plan.as_of}, horizon {plan.horizon_days} days, cutoffs {dbt_vars['cutoffs']}"
+        )
+        args = ["build", *as_cli_args(dbt_vars)]
+        if config.full_refresh:
+            args.append("--full-refresh")
+        target = settings.ltv_home() / "dbt" / "runs" / context.run.run_id
+        yield from dbt.cli(args, context=context, target_path=target).stream()
+
+    return ltv_dbt_models

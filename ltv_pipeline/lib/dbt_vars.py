@@ -1,0 +1,95 @@
+"""The --vars that tell the dbt project which cutoffs to build (pure; no Dagster, no I/O).
+
+Names and meanings match dbt_project/dbt_project.yml's vars: cutoffs, scoring_date,
+backtest_origins, train_cutoffs, horizon_days, base_currency, decay_half_life_days.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from typing import Any
+
+from ltv_pipeline import settings
+from ltv_pipeline.lib.cutoffs import CutoffPlan
+
+DEFAULT_DECAY_HALF_LIFE_DAYS = 90
+
+
+def _iso(value: date | str) -> str:
+    if isinstance(value, datetime):
+        raise TypeError(f"cutoffs are calendar dates, got the datetime {value!r}")
+    if isinstance(value, date):
+        return value.isoformat()
+    try:
+        return date.fromisoformat(str(value).strip()).isoformat()
+    except ValueError:
+        raise ValueError(f"cutoff dates must be 'YYYY-MM-DD', got {value!r}") from None
+
+
+def _isos(values: Iterable[date | str]) -> list[str]:
+    return sorted({_iso(v) for v in values})
+
+
+def dbt_vars(
+    cutoffs: Iterable[date | str],
+    horizon_days: int,
+    *,
+    scoring_date: date | str | None = None,
+    backtest_origins: Iterable[date | str] = (),
+    train_cutoffs: Iterable[date | str] = (),
+    base_currency: str = settings.BASE_CURRENCY,
+    decay_half_life_days: float = DEFAULT_DECAY_HALF_LIFE_DAYS,
+) -> dict[str, Any]:
+    """The dbt vars for building `cutoffs` (plus every date named in a role) with horizon H.
+
+    Dates become sorted, de-duplicated 'YYYY-MM-DD' strings; `cutoffs` is the union of all
+    of them, so dbt needs no other var to know what to build. Raises ValueError when there is
+    nothing to build or a value is out of range.
+    """
+    if isinstance(horizon_days, bool) or int(horizon_days) != horizon_days or horizon_days <= 0:
+        raise ValueError(f"horizon_days must be a positive integer, got {horizon_days!r}")
+    if decay_half_life_days <= 0:
+        raise ValueError(f"decay_half_life_days must be positive, got {decay_half_life_days!r}")
+    if isinstance(cutoffs, (str, date)):
+        cutoffs = [cutoffs]
+    origins = _isos(backtest_origins)
+    trains = _isos(train_cutoffs)
+    scoring = _iso(scoring_date) if scoring_date is not None else None
+    every = set(_isos(cutoffs)) | set(origins) | set(trains) | ({scoring} if scoring else set())
+    if not every:
+        raise ValueError("no cutoff dates to build: pass at least one cutoff")
+    currency = base_currency.strip().upper()
+    if len(currency) != 3 or not currency.isalpha():
+        raise ValueError(f"base_currency must be an ISO 4217 code, got {base_currency!r}")
+    return {
+        "cutoffs": sorted(every),
+        "scoring_date": scoring,
+        "backtest_origins": origins,
+        "train_cutoffs": trains,
+        "horizon_days": int(horizon_days),
+        "base_currency": currency,
+        "decay_half_life_days": decay_half_life_days,
+    }
+
+
+def vars_for_plan(plan: CutoffPlan, **kwargs: Any) -> dict[str, Any]:
+    """dbt_vars for every cutoff of a CutoffPlan, with its roles (training cutoffs of the
+    final model and of each backtest origin are all train_cutoffs)."""
+    trains = set(plan.train_cutoffs)
+    for cutoffs in plan.origin_train_cutoffs.values():
+        trains.update(cutoffs)
+    return dbt_vars(
+        plan.all_cutoffs,
+        plan.horizon_days,
+        scoring_date=plan.scoring_date,
+        backtest_origins=plan.backtest_origins,
+        train_cutoffs=sorted(trains),
+        **kwargs,
+    )
+
+
+def as_cli_args(vars: Mapping[str, Any]) -> list[str]:
+    """["--vars", <json>] for a dbt command line (keys sorted, so the text is stable)."""
+    return ["--vars", json.dumps(dict(vars), sort_keys=True)]
