@@ -81,7 +81,7 @@ class QualityResult:
         out = {k: v for k, v in asdict(self).items() if k != "gx_result"}
         if with_gx:
             out["gx_result"] = self.gx_result
-        return _jsonable(out)
+        return to_jsonable(out)
 
     def to_markdown(self, sample_rows: int = SAMPLE_SIZE) -> str:
         """Failed expectations as a Markdown table, then a sample of offending rows of each."""
@@ -94,7 +94,7 @@ class QualityResult:
             err = "; ".join(f.exceptions).replace("|", "/").replace("\n", " ")[:200]
             lines.append(f"| {f.type} | {', '.join(f.columns)} | {cnt} | {pct} | {err} |")
         for f in self.failed:
-            rows = _jsonable(f.sample[:sample_rows])
+            rows = to_jsonable(f.sample[:sample_rows])
             if not rows:
                 continue
             lines += ["", f"**{f.type}** ({', '.join(f.columns)}): sample of offending rows", ""]
@@ -145,7 +145,7 @@ def run_suite(df: pd.DataFrame, suite: QualitySuite, sample_size: int = SAMPLE_S
         rows=len(frame),
         evaluated=evaluated,
         failed=failed,
-        gx_result=_jsonable(res.to_json_dict()),
+        gx_result=to_jsonable(res.to_json_dict()),
     )
 
 
@@ -202,9 +202,9 @@ def _failure(r, sample_size: int) -> FailedExpectation:
         columns=[str(c) for c in columns],
         unexpected_count=_int_or_none(res.get("unexpected_count")),
         unexpected_percent=_float_or_none(res.get("unexpected_percent")),
-        sample=_jsonable(list(sample)[:sample_size]),
+        sample=to_jsonable(list(sample)[:sample_size]),
         exceptions=_exceptions(r.exception_info),
-        observed=_jsonable(observed),
+        observed=to_jsonable(observed),
     )
 
 
@@ -231,14 +231,14 @@ def _float_or_none(v) -> float | None:
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 
 
-def _jsonable(v: Any) -> Any:
+def to_jsonable(v: Any) -> Any:
     """Plain JSON types: timestamps as ISO strings, numpy scalars as Python, NaN/NaT as None."""
     if isinstance(v, Mapping):
-        return {str(k): _jsonable(x) for k, x in v.items()}
+        return {str(k): to_jsonable(x) for k, x in v.items()}
     if isinstance(v, (list, tuple, set)):
-        return [_jsonable(x) for x in v]
+        return [to_jsonable(x) for x in v]
     if isinstance(v, np.ndarray):
-        return [_jsonable(x) for x in v.tolist()]
+        return [to_jsonable(x) for x in v.tolist()]
     if v is None or v is pd.NaT:
         return None
     if isinstance(v, (pd.Timestamp, dt.datetime, dt.date)):
