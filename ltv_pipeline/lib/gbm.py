@@ -1,0 +1,384 @@
+"""The LightGBM family: per-customer value over the horizon H from a frame stacked over training
+cutoffs (one row per user_id per cutoff_date; label `value` = net revenue in the label window
+[D + 1 day, D + 1 day + H), zero-inflated and heavy-tailed).
+
+Members (train_family):
+  tweedie        objective tweedie (variance power 1.3, log link): the zero mass and the tail
+                 in one model; the default point forecast.
+  l2, l1         mean and median regressions (the median of a zero-inflated label is mostly 0).
+  two_part       P(value > 0) (binary) times E[value | value > 0] from an L2 regressor on
+                 log1p(value) over the positive rows. Back-transform with Duan's smearing: if
+                 log1p(y) = m(x) + e with e independent of x, E[y | x, y > 0] =
+                 exp(m(x)) * E[exp(e)] - 1. E[exp(e)] is the mean of exp(residual) over the
+                 validation cutoff's positives (training positives when there are fewer than
+                 min_valid_rows); without it exp(m) - 1 is a geometric mean and forecasts low.
+  quantile_p10, quantile_p90   objective quantile, alpha 0.1 and 0.9: the interval.
+  hybrid         tweedie on features + hybrid_features, the BTYD outputs (expected_purchases,
+                 p_alive, ...) that the caller joins as columns: ordinary features here.
+                 Trained only when hybrid_features is given.
+
+Time-based validation: the newest cutoff in the frame only decides when boosting stops (early
+stopping on the member's own metric); it is never a training row and never a random split.
+When it has fewer than min_valid_rows rows or no positive label (or there is one cutoff), a
+member trains a fixed fallback_rounds and says so in its notes. Space training cutoffs at least
+H apart, or the newest training labels overlap the validation window and stopping is a little
+optimistic. Frames past max_rows keep the newest cutoffs whole and sample the older ones by a
+hash of (user_id, cutoff, seed): deterministic and independent of row order.
+
+Categorical features are strings with a category list fixed at training; at prediction unseen
+values become NaN (LightGBM's missing branch), so training and scoring never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+MEMBERS = ("tweedie", "l2", "l1", "two_part", "quantile_p10", "quantile_p90", "hybrid")
+OBJECTIVES: dict[str, dict[str, Any]] = {
+    "tweedie": {"objective": "tweedie", "tweedie_variance_power": 1.3, "metric": "tweedie"},
+    "l2": {"objective": "regression", "metric": "l2"},
+    "l1": {"objective": "regression_l1", "metric": "l1"},
+    "quantile_p10": {"objective": "quantile", "alpha": 0.1, "metric": "quantile"},
+    "quantile_p90": {"objective": "quantile", "alpha": 0.9, "metric": "quantile"},
+    "classifier": {"objective": "binary", "metric": "binary_logloss"},  # two_part: P(value > 0)
+    "regressor": {"objective": "regression", "metric": "l2"},  # two_part: log1p(value) | > 0
+}
+OBJECTIVES["hybrid"] = OBJECTIVES["tweedie"]
+_FIXED_KEYS = ("objective", "alpha", "metric")  # what makes a member; params cannot override
+BASE_PARAMS: dict[str, Any] = {
+    "learning_rate": 0.05, "feature_fraction": 0.9, "bagging_fraction": 0.8, "bagging_freq": 1,
+    "lambda_l2": 1.0, "num_threads": 2, "deterministic": True, "force_row_wise": True,
+    "verbosity": -1,
+}
+MAX_ROWS, MAX_ROUNDS, EARLY_STOPPING_ROUNDS, FALLBACK_ROUNDS, MIN_VALID_ROWS = (
+    2_000_000, 500, 30, 100, 30)
+
+
+def size_params(n_rows: int) -> dict[str, Any]:
+    """Leaf sizes scaled to the training rows: 3 rows a leaf at 50 rows, 100 from 50k rows."""
+    leaf = int(np.clip(n_rows // 500, 3, 100))
+    return {"min_data_in_leaf": leaf, "min_data_per_group": leaf, "min_sum_hessian_in_leaf": 1e-3,
+            "num_leaves": int(np.clip(n_rows // (2 * leaf), 2, 31))}
+
+
+@dataclass
+class Part:
+    """One booster, or a constant (booster None) where there was nothing to learn. raw() is
+    the booster's raw score (log for tweedie, log-odds for binary, log1p for the two-part
+    regressor, the value otherwise); a constant part's raw score is the constant."""
+
+    objective: str
+    params: dict[str, Any]
+    booster: lgb.Booster | None = None
+    constant: float = 0.0
+    best_iteration: int = 0  # trees kept (the booster is trimmed to them)
+    early_stopped: bool = False
+    best_score: float | None = None  # validation metric at best_iteration
+
+    def raw(self, X: pd.DataFrame) -> np.ndarray:
+        if self.booster is None:
+            return np.full(len(X), self.constant, dtype=float)
+        return self.booster.predict(X, raw_score=True)
+
+    def output(self, X: pd.DataFrame) -> np.ndarray:
+        if self.booster is None:
+            return np.full(len(X), self.constant, dtype=float)
+        return self.booster.predict(X)
+
+    def contrib(self, X: pd.DataFrame) -> np.ndarray:
+        """(rows, features + 1) contributions, bias last; each row sums to raw()."""
+        if self.booster is None:
+            return np.column_stack([np.zeros((len(X), X.shape[1])), self.raw(X)])
+        return np.asarray(self.booster.predict(X, pred_contrib=True))
+
+
+@dataclass
+class GBMModel:
+    """One member of the family: picklable, self-describing, scores any frame with its columns."""
+
+    member: str
+    features: list[str]
+    categories: dict[str, list[str]]  # categorical features -> levels fixed at training
+    parts: dict[str, Part]  # "main"; two_part: "classifier" and "regressor"
+    training_cutoffs: list[str]
+    validation_cutoff: str | None
+    n_train_rows: int
+    n_valid_rows: int
+    notes: list[str] = field(default_factory=list)
+    label: str = "value"
+    smearing: float = 1.0  # two_part: Duan's factor E[exp(residual)] on the log1p scale
+
+    @property
+    def categorical(self) -> list[str]:
+        return list(self.categories)
+
+    @property
+    def params(self) -> dict[str, dict[str, Any]]:
+        return {name: p.params for name, p in self.parts.items()}
+
+    @property
+    def best_iteration(self) -> dict[str, int]:
+        return {name: p.best_iteration for name, p in self.parts.items()}
+
+    def matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return _matrix(frame, self.features, self.categories)
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """Predicted value per row, >= 0."""
+        X = self.matrix(frame)
+        if self.member == "two_part":
+            p = self.parts["classifier"].output(X)
+            with np.errstate(over="ignore"):
+                pos = np.exp(self.parts["regressor"].raw(X)) * self.smearing - 1.0
+            out = p * np.clip(pos, 0.0, None)
+        else:
+            out = self.parts["main"].output(X)
+        return np.clip(np.nan_to_num(out, nan=0.0, posinf=np.finfo(float).max), 0.0, None)
+
+    def importance(self) -> pd.DataFrame:
+        """Gain and split importance per part and feature (zeros for constant parts)."""
+        rows = []
+        for name, p in self.parts.items():
+            gain = p.booster.feature_importance("gain") if p.booster else np.zeros(len(self.features))
+            split = p.booster.feature_importance("split") if p.booster else np.zeros(len(self.features))
+            total = float(np.sum(gain))
+            rows += [{"member": self.member, "part": name, "feature": f, "gain": float(g),
+                      "split": int(s), "gain_share": float(g) / total if total > 0 else 0.0}
+                     for f, g, s in zip(self.features, gain, split)]
+        return pd.DataFrame(rows).sort_values(["part", "gain"], ascending=[True, False],
+                                              ignore_index=True)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready description for manifests and metadata."""
+        return {"member": self.member, "features": self.features,
+                "categorical": {c: len(v) for c, v in self.categories.items()},
+                "params": self.params, "best_iteration": self.best_iteration,
+                "early_stopped": {n: p.early_stopped for n, p in self.parts.items()},
+                "training_cutoffs": self.training_cutoffs, "validation_cutoff": self.validation_cutoff,
+                "n_train_rows": self.n_train_rows, "n_valid_rows": self.n_valid_rows,
+                "smearing": self.smearing, "notes": self.notes}
+
+
+def _matrix(frame: pd.DataFrame, features: list[str], categories: dict[str, list[str]]) -> pd.DataFrame:
+    missing = [c for c in features if c not in frame.columns]
+    if missing:
+        raise ValueError(f"frame lacks feature column(s) {missing}; the model uses {features}")
+    cols: dict[str, Any] = {}
+    for c in features:
+        s = frame[c]
+        if c in categories:
+            vals = s.astype(object).where(s.notna()).map(str, na_action="ignore")
+            cols[c] = pd.Categorical(vals.to_numpy(), categories=categories[c])
+        elif pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+            cols[c] = s.astype("float64").to_numpy()
+        else:
+            raise ValueError(f"feature {c!r} has dtype {s.dtype} (e.g. {s.dropna().head(3).tolist()}):"
+                             " list it in categorical or make it numeric")
+    return pd.DataFrame(cols, columns=features)
+
+
+def _bound_rows(frame: pd.DataFrame, cut: pd.Series, max_rows: int, seed: int, id_col: str,
+                notes: list[str]) -> np.ndarray:
+    """Boolean mask of rows to keep: newest cutoffs whole, older ones sampled by hash."""
+    keep = np.ones(len(frame), dtype=bool)
+    if len(frame) <= max_rows:
+        return keep
+    whole, budget = [], max_rows
+    for day, n in cut.value_counts().sort_index(ascending=False).items():
+        if whole and n > budget:
+            break
+        whole.append(day)
+        budget -= n
+    older = ~cut.isin(whole).to_numpy()
+    frac = max(budget, 0) / older.sum()
+    key = frame[id_col] if id_col in frame.columns else frame.index.to_series()
+    h = pd.util.hash_pandas_object(pd.DataFrame({"k": key.astype(str).to_numpy(),
+                                                 "c": cut.astype(str).to_numpy()}),
+                                   index=False, hash_key=f"ltvgbm{seed % 10**10:010d}")
+    keep[older] = (h.to_numpy()[older] / 2.0**64) < frac
+    notes.append(f"{len(frame)} rows > max_rows {max_rows}: kept {len(whole)} newest cutoff(s) "
+                 f"whole and {frac:.1%} of the {int(older.sum())} rows of older cutoffs")
+    return keep
+
+
+def _constant(objective: str, y: np.ndarray) -> float:
+    if len(y) == 0:
+        return 0.0
+    if objective == "quantile":
+        return float(np.quantile(y, 0.5))  # labels are constant here: any quantile is the value
+    return float(np.median(y)) if objective == "regression_l1" else float(np.mean(y))
+
+
+def _fit_part(name: str, params: dict, X: pd.DataFrame, y: np.ndarray, Xv: pd.DataFrame | None,
+              yv: np.ndarray | None, cfg: dict, notes: list[str]) -> Part:
+    objective = params["objective"]
+    if np.unique(y).size < 2:
+        c = _constant(objective, y)
+        notes.append(f"{name}: {len(y)} training row(s) with {np.unique(y).size} distinct label "
+                     f"value(s): nothing to learn, predicts the constant {c:.6g}")
+        return Part(objective, params, None, c)
+    dtrain = lgb.Dataset(X, y, params={"verbosity": -1}, free_raw_data=True)
+    if yv is None:
+        why = "no validation cutoff"
+    elif len(yv) < cfg["min_valid_rows"]:
+        why = f"validation cutoff has {len(yv)} row(s) < min_valid_rows {cfg['min_valid_rows']}"
+    else:
+        why = None if (yv > 0).any() else "validation cutoff has no positive label"
+    if why:
+        notes.append(f"{name}: no early stopping ({why}): fixed {cfg['fallback_rounds']} rounds")
+        booster = lgb.train(params, dtrain, num_boost_round=cfg["fallback_rounds"])
+        return Part(objective, params, booster, best_iteration=booster.current_iteration())
+    dvalid = lgb.Dataset(Xv, yv, reference=dtrain)
+    booster = lgb.train(params, dtrain, num_boost_round=cfg["max_rounds"], valid_sets=[dvalid],
+                        valid_names=["validation"], callbacks=[lgb.early_stopping(
+                            cfg["early_stopping_rounds"], first_metric_only=True, verbose=False)])
+    best = booster.best_iteration or booster.current_iteration()
+    score = booster.best_score["validation"].get(params["metric"])
+    stopped = best < cfg["max_rounds"]
+    if not booster.feature_importance("split").any():
+        notes.append(f"{name}: no split improves the fit (constant or uninformative features): "
+                     "predicts the training mean")
+    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))  # trim
+    return Part(objective, params, booster, best_iteration=best, early_stopped=stopped,
+                best_score=None if score is None else float(score))
+
+
+def train_family(frame: pd.DataFrame, features: list[str], categorical: list[str],
+                 label: str = "value", cutoff_col: str = "cutoff_date",
+                 params: dict[str, Any] | None = None, seed: int = 0, *,
+                 hybrid_features: list[str] | None = None, members: list[str] | None = None,
+                 max_rows: int = MAX_ROWS, max_rounds: int = MAX_ROUNDS,
+                 early_stopping_rounds: int = EARLY_STOPPING_ROUNDS,
+                 fallback_rounds: int = FALLBACK_ROUNDS, min_valid_rows: int = MIN_VALID_ROWS,
+                 id_col: str = "user_id") -> dict[str, GBMModel]:
+    """Train the members (default: all; hybrid only with hybrid_features) -> {member: GBMModel}.
+
+    categorical: the categorical features (added to features when missing there). params:
+    LightGBM parameters over BASE_PARAMS and size_params for every member (objective, alpha
+    and metric stay the member's). Negative labels (net refunds) are clipped to 0 with a note."""
+    missing = [c for c in [*features, *categorical, *(hybrid_features or []), label, cutoff_col]
+               if c not in frame.columns]
+    if missing:
+        raise ValueError(f"training frame lacks column(s) {missing}; has {list(frame.columns)}")
+    base_features = list(dict.fromkeys([*features, *categorical]))
+    wanted = list(members or [m for m in MEMBERS if m != "hybrid" or hybrid_features])
+    unknown = sorted(set(wanted) - set(MEMBERS))
+    if unknown or ("hybrid" in wanted and not hybrid_features):
+        raise ValueError(f"unknown member(s) {unknown} (known {list(MEMBERS)}); "
+                         "hybrid needs hybrid_features")
+    notes: list[str] = []
+    cut = pd.to_datetime(frame[cutoff_col]).dt.normalize()
+    keep = _bound_rows(frame, cut, max_rows, seed, id_col, notes)
+    ids = frame[id_col].astype(str).to_numpy() if id_col in frame.columns else np.arange(len(frame))
+    pos = pd.DataFrame({"c": cut.to_numpy(), "k": ids})[keep].sort_values(["c", "k"]).index
+    frame, cut = frame.iloc[pos], cut.iloc[pos]  # the same rows in any order train the same
+    y = frame[label].to_numpy(dtype=float)
+    if not np.isfinite(y).all():
+        raise ValueError(f"label {label!r} has {int((~np.isfinite(y)).sum())} null or infinite value(s)")
+    if (y < 0).any():
+        notes.append(f"{int((y < 0).sum())} negative label(s) (net refunds) clipped to 0")
+        y = np.clip(y, 0.0, None)
+    days = sorted(cut.unique())
+    valid_day = days[-1] if len(days) > 1 else None
+    train = (cut < valid_day).to_numpy() if valid_day is not None else np.ones(len(frame), bool)
+    all_feats = list(dict.fromkeys([*base_features, *(hybrid_features or [])]))
+    categories = {c: sorted(frame[c].dropna().astype(str).unique().tolist()) for c in categorical}
+    X = _matrix(frame, all_feats, categories)
+    Xt, yt = X[train].reset_index(drop=True), y[train]
+    Xv, yv = (X[~train].reset_index(drop=True), y[~train]) if valid_day is not None else (None, None)
+    cfg = {"max_rounds": max_rounds, "early_stopping_rounds": early_stopping_rounds,
+           "fallback_rounds": fallback_rounds, "min_valid_rows": min_valid_rows}
+    user = {k: v for k, v in (params or {}).items() if k not in _FIXED_KEYS}
+    meta = {"training_cutoffs": [d.date().isoformat() for d in days if valid_day is None or d < valid_day],
+            "validation_cutoff": valid_day.date().isoformat() if valid_day is not None else None,
+            "n_train_rows": int(train.sum()), "n_valid_rows": int((~train).sum()), "label": label}
+
+    def lgb_params(kind: str, n: int) -> dict[str, Any]:
+        return {**BASE_PARAMS, **size_params(n), "seed": seed, **OBJECTIVES[kind], **user}
+
+    family = {}
+    for member in wanted:
+        feats = all_feats if member == "hybrid" else base_features
+        cats = {c: v for c, v in categories.items() if c in feats}
+        mnotes = list(notes)
+        sel = lambda M: None if M is None else M[feats]  # noqa: E731
+        if member != "two_part":
+            part = _fit_part(member, lgb_params(member, len(yt)), Xt[feats], yt, sel(Xv), yv, cfg, mnotes)
+            family[member] = GBMModel(member, feats, cats, {"main": part}, notes=mnotes, **meta)
+            continue
+        clf = _fit_part("two_part classifier", lgb_params("classifier", len(yt)), Xt[feats],
+                        (yt > 0).astype(float), sel(Xv), None if yv is None else (yv > 0).astype(float),
+                        cfg, mnotes)
+        pt, pv = yt > 0, (yv > 0 if yv is not None else None)
+        Xpv = None if yv is None else Xv.loc[pv, feats]
+        reg = _fit_part("two_part regressor", lgb_params("regressor", int(pt.sum())), Xt.loc[pt, feats],
+                        np.log1p(yt[pt]), Xpv, None if yv is None else np.log1p(yv[pv]), cfg, mnotes)
+        use_valid = Xpv is not None and len(Xpv) >= min_valid_rows
+        Xs, ys = (Xpv, yv[pv]) if use_valid else (Xt.loc[pt, feats], yt[pt])
+        smear = float(np.mean(np.exp(np.log1p(ys) - reg.raw(Xs)))) if len(ys) else 1.0
+        if not np.isfinite(smear):
+            mnotes.append(f"two_part: smearing factor {smear} not finite: using 1")
+            smear = 1.0
+        mnotes.append(f"two_part: smearing factor {smear:.4f} from {len(ys)} "
+                      f"{'validation' if use_valid else 'training'} positive row(s)")
+        family[member] = GBMModel(member, feats, cats, {"classifier": clf, "regressor": reg},
+                                  notes=mnotes, smearing=smear, **meta)
+    return family
+
+
+def _ids(frame: pd.DataFrame, id_cols: tuple[str, ...]) -> pd.DataFrame:
+    return frame[[c for c in id_cols if c in frame.columns]].reset_index(drop=True)
+
+
+def predict(models: dict[str, GBMModel], frame: pd.DataFrame, point: str | None = None,
+            id_cols: tuple[str, ...] = ("user_id", "cutoff_date")) -> pd.DataFrame:
+    """One row per frame row: id columns, predicted_value (member `point`: default tweedie, or
+    the first member when there is none), model, pred_<member> for every member, p10 and p90
+    (sorted so p10 <= p90; NaN when the quantile members are missing). Values are >= 0."""
+    point = point or ("tweedie" if "tweedie" in models else next(iter(models)))
+    if point not in models:
+        raise ValueError(f"point member {point!r} not in the family {list(models)}")
+    out = _ids(frame, id_cols)
+    preds = {m: model.predict(frame) for m, model in models.items()}
+    out["predicted_value"], out["model"] = preds[point], point
+    for m, p in preds.items():
+        out[f"pred_{m}"] = p
+    q = [preds.get("quantile_p10", np.full(len(frame), np.nan)),
+         preds.get("quantile_p90", np.full(len(frame), np.nan))]
+    out["p10"], out["p90"] = np.fmin(*q), np.fmax(*q)
+    return out
+
+
+def contribution_matrix(model: GBMModel, frame: pd.DataFrame, part: str | None = None) -> pd.DataFrame:
+    """LightGBM pred_contrib in the part's raw-score space: one column per feature plus bias;
+    rows sum to the raw score. two_part defaults to the classifier (log-odds of buying)."""
+    part = part or ("classifier" if model.member == "two_part" else "main")
+    if part not in model.parts:
+        raise ValueError(f"{model.member} has parts {list(model.parts)}, not {part!r}")
+    X = model.matrix(frame)
+    return pd.DataFrame(model.parts[part].contrib(X), columns=[*model.features, "bias"])
+
+
+def contributions(model: GBMModel, frame: pd.DataFrame, top_k: int = 3, part: str | None = None,
+                  id_cols: tuple[str, ...] = ("user_id", "cutoff_date")) -> pd.DataFrame:
+    """Per row: id columns, top_features ("feature:+value; ..." by |contribution|, top_k of
+    them), bias and raw_score (= bias + sum of all contributions)."""
+    C = contribution_matrix(model, frame, part)
+    vals = C[model.features].to_numpy()
+    order = np.argsort(-np.abs(vals), axis=1, kind="stable")[:, :top_k]
+    names = np.asarray(model.features)
+    out = _ids(frame, id_cols)
+    out["top_features"] = ["; ".join(f"{names[j]}:{vals[i, j]:+.4g}" for j in row)
+                           for i, row in enumerate(order)]
+    out["bias"], out["raw_score"] = C["bias"].to_numpy(), C.sum(axis=1).to_numpy()
+    return out
+
+
+def importance(models: dict[str, GBMModel]) -> pd.DataFrame:
+    """Every member's gain/split importance, stacked: member, part, feature, gain, split, gain_share."""
+    return pd.concat([m.importance() for m in models.values()], ignore_index=True)
