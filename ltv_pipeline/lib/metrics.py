@@ -1,0 +1,200 @@
+"""Forecast evaluation metrics for per-customer value forecasts (plain numpy / pandas).
+
+Inputs are 1-d array-likes of equal, non-zero length with finite values, matched by position
+(a pandas index is ignored); anything else raises ValueError naming the argument.
+
+Undefined is never NaN and never a made-up 0: a metric that the data cannot define raises
+UndefinedMetricError (a ValueError) that says why:
+  - wape, normalized_gini, top_decile_share, decile_calibration_error, total_ratio and
+    gains_curve need sum(actual) > 0 (all-zero actuals have no value to share out);
+  - normalized_gini also needs actuals that are not all equal (then every order is perfect
+    and the normalizer is 0); spearman needs actuals that are not all equal.
+Conventions, which are definitions rather than failures:
+  - Tied predictions form one block in unknown order: the gains curve runs straight through
+    the block (the average over the block's orderings), so the result never depends on row
+    order. Constant predictions therefore score gini 0 and spearman 0: no ranking information.
+  - Deciles are by average rank of the prediction, 1 = lowest, 10 = highest; tied predictions
+    share a decile, so a decile can be empty (it is then left out) or larger than N / 10.
+evaluate(..., on_undefined="omit") leaves undefined metrics out of the dict instead of raising.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+class UndefinedMetricError(ValueError):
+    """The metric has no meaningful value for these inputs (the message says why)."""
+
+
+def _arrays(**named) -> list[np.ndarray]:
+    """Validate same-length, non-empty, finite 1-d inputs; return them as float arrays."""
+    out = []
+    for name, values in named.items():
+        arr = np.asarray(values, dtype=float)
+        if arr.ndim != 1:
+            raise ValueError(f"{name} must be 1-dimensional, got shape {arr.shape}")
+        if arr.size == 0:
+            raise ValueError(f"{name} is empty: nothing to evaluate")
+        bad = np.flatnonzero(~np.isfinite(arr))
+        if bad.size:
+            raise ValueError(f"{name} has {bad.size} NaN/inf value(s), e.g. at positions {bad[:5].tolist()}")
+        out.append(arr)
+    sizes = {name: arr.size for name, arr in zip(named, out)}
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"inputs differ in length: {sizes}")
+    return out
+
+
+def _total(actual: np.ndarray, metric: str) -> float:
+    total = float(actual.sum())
+    if total <= 0:
+        raise UndefinedMetricError(f"{metric} is undefined: actual values sum to {total:g}, not > 0")
+    return total
+
+
+def mae(actual, predicted) -> float:
+    """Mean absolute error."""
+    a, p = _arrays(actual=actual, predicted=predicted)
+    return float(np.mean(np.abs(a - p)))
+
+
+def rmse(actual, predicted) -> float:
+    """Root mean squared error."""
+    a, p = _arrays(actual=actual, predicted=predicted)
+    return float(np.sqrt(np.mean((a - p) ** 2)))
+
+
+def wape(actual, predicted) -> float:
+    """Weighted absolute percentage error: sum |actual - predicted| / sum actual."""
+    a, p = _arrays(actual=actual, predicted=predicted)
+    return float(np.abs(a - p).sum() / _total(a, "wape"))
+
+
+def total_ratio(actual, predicted) -> float:
+    """Total predicted / total actual (1 = unbiased in aggregate)."""
+    a, p = _arrays(actual=actual, predicted=predicted)
+    return float(p.sum() / _total(a, "total_ratio"))
+
+
+def _gains(a: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative customer share x and value share y, customers by key descending, tied keys
+    merged into one straight segment. Starts at (0, 0), ends at (1, 1)."""
+    blocks = pd.DataFrame({"key": key, "a": a}).groupby("key", sort=True)["a"].agg(["size", "sum"])[::-1]
+    x = np.concatenate([[0.0], blocks["size"].cumsum().to_numpy() / a.size])
+    y = np.concatenate([[0.0], blocks["sum"].cumsum().to_numpy() / a.sum()])
+    return x, y
+
+
+def _gini(a: np.ndarray, key: np.ndarray) -> float:
+    x, y = _gains(a, key)
+    return float(2.0 * np.sum(np.diff(x) * (y[1:] + y[:-1]) / 2.0) - 1.0)  # 2 * area - 1
+
+
+def gains_curve(actual, predicted) -> pd.DataFrame:
+    """Cumulative share of customers (by predicted, highest first) vs cumulative share of
+    actual value: one row per distinct prediction plus the origin."""
+    a, p = _arrays(actual=actual, predicted=predicted)
+    _total(a, "gains_curve")
+    x, y = _gains(a, p)
+    return pd.DataFrame({"share_customers": x, "share_value": y})
+
+
+def normalized_gini(actual, predicted) -> float:
+    """Gini of actual ordered by predicted / Gini of actual ordered by actual.
+
+    1 = perfect ranking, 0 = no better than random (and for constant predictions), < 0 = worse
+    than random, -1 = exactly reversed. Invariant to any increasing transform of predicted."""
+    a, p = _arrays(actual=actual, predicted=predicted)
+    _total(a, "normalized_gini")
+    best = _gini(a, a)
+    if best <= 1e-12:
+        raise UndefinedMetricError("normalized_gini is undefined: all actual values are equal, so "
+                                   "every ordering is perfect (the normalizer is 0)")
+    return _gini(a, p) / best
+
+
+def spearman(actual, predicted) -> float:
+    """Spearman rank correlation (average ranks for ties); 0.0 for constant predictions."""
+    a, p = _arrays(actual=actual, predicted=predicted)
+    ra, rp = (pd.Series(v).rank(method="average").to_numpy() for v in (a, p))
+    if np.ptp(ra) == 0:
+        raise UndefinedMetricError("spearman is undefined: all actual values are equal")
+    if np.ptp(rp) == 0:
+        return 0.0
+    return float(np.clip(np.corrcoef(ra, rp)[0, 1], -1.0, 1.0))
+
+
+def top_decile_share(actual, predicted, share: float = 0.1) -> float:
+    """Share of total actual value held by the top `share` of customers by prediction (read off
+    the gains curve, so a fraction of a customer or of a tied block counts pro rata)."""
+    if not 0 < share <= 1:
+        raise ValueError(f"share must be in (0, 1], got {share}")
+    a, p = _arrays(actual=actual, predicted=predicted)
+    _total(a, "top_decile_share")
+    x, y = _gains(a, p)
+    return float(np.interp(share, x, y))
+
+
+def decile_table(actual, predicted) -> pd.DataFrame:
+    """One row per non-empty prediction decile (1 = lowest predictions, 10 = highest):
+    decile, n, mean_predicted, mean_actual."""
+    a, p = _arrays(actual=actual, predicted=predicted)
+    ranks = pd.Series(p).rank(method="average").to_numpy()
+    decile = np.floor((ranks - 0.5) * 10 / p.size).astype(int) + 1
+    frame = pd.DataFrame({"decile": decile, "predicted": p, "actual": a})
+    return (frame.groupby("decile", as_index=False)
+            .agg(n=("actual", "size"), mean_predicted=("predicted", "mean"), mean_actual=("actual", "mean")))
+
+
+def decile_calibration_error(actual, predicted) -> float:
+    """Mean over non-empty prediction deciles of |mean predicted - mean actual|, divided by the
+    overall mean actual. 0 = every decile calibrated."""
+    a, p = _arrays(actual=actual, predicted=predicted)
+    total = _total(a, "decile_calibration_error")
+    table = decile_table(a, p)
+    return float(np.mean(np.abs(table["mean_predicted"] - table["mean_actual"])) / (total / a.size))
+
+
+def interval_coverage(actual, p10, p90) -> float:
+    """Share of actual values inside [p10, p90] (bounds included)."""
+    a, lo, hi = _arrays(actual=actual, p10=p10, p90=p90)
+    crossed = np.flatnonzero(lo > hi)
+    if crossed.size:
+        raise ValueError(f"p10 > p90 at {crossed.size} position(s), e.g. {crossed[:5].tolist()}")
+    return float(np.mean((a >= lo) & (a <= hi)))
+
+
+METRICS = {
+    "mae": mae,
+    "rmse": rmse,
+    "wape": wape,
+    "gini": normalized_gini,
+    "spearman": spearman,
+    "top_decile_share": top_decile_share,
+    "decile_calibration_error": decile_calibration_error,
+    "total_ratio": total_ratio,
+}
+
+
+def evaluate(actual, predicted, p10=None, p90=None, *, on_undefined: str = "raise") -> dict[str, float]:
+    """All metrics above as {name: value}; p10_p90_coverage only when p10 and p90 are given.
+
+    on_undefined="raise" (default) lets UndefinedMetricError through; "omit" leaves those
+    metrics out of the result. Invalid inputs always raise ValueError."""
+    if on_undefined not in ("raise", "omit"):
+        raise ValueError(f"on_undefined must be 'raise' or 'omit', got {on_undefined!r}")
+    if (p10 is None) != (p90 is None):
+        raise ValueError("give both p10 and p90, or neither")
+    _arrays(actual=actual, predicted=predicted)
+    result = {}
+    for name, metric in METRICS.items():
+        try:
+            result[name] = metric(actual, predicted)
+        except UndefinedMetricError:
+            if on_undefined == "raise":
+                raise
+    if p10 is not None:
+        result["p10_p90_coverage"] = interval_coverage(actual, p10, p90)
+    return result
