@@ -1,0 +1,129 @@
+"""The raw-table GX gates, run by Dagster against a temporary LTV_HOME: they pass on the CDNOW
+load, and a row planted in raw.transactions fails the blocking checks with the metadata the
+UI shows (failed expectations, counts, offending rows, the saved GX result)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from ltv_pipeline import settings
+from ltv_pipeline.defs.ingest.assets import raw_tables
+from ltv_pipeline.defs.quality import defs as quality_defs
+from ltv_pipeline.defs.quality import gx_check, leakage_check
+from ltv_pipeline.defs.resources import shared_resources
+from ltv_pipeline.lib import quality_suites, warehouse
+
+CHECKS = list(quality_defs.asset_checks)
+CDNOW_ROWS = 69_659
+
+
+@dg.asset(deps=["raw_transactions"])
+def downstream_of_transactions() -> None:
+    """Stands in for the dbt models that read raw.transactions."""
+
+
+def run(selection=None, extra=()):
+    return dg.materialize(
+        [raw_tables, *CHECKS, *extra],
+        resources=shared_resources(),
+        run_config={"ops": {"raw_tables": {"config": {"source": "cdnow"}}}} if selection is None else None,
+        selection=selection,
+        raise_on_error=False,
+    )
+
+
+def evaluations(result) -> dict[str, dg.AssetCheckEvaluation]:
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def meta(evaluation) -> dict:
+    return {k: v.value for k, v in evaluation.metadata.items()}
+
+
+@pytest.fixture
+def cdnow_loaded(ltv_home):
+    result = run()
+    assert result.success
+    return result
+
+
+def test_raw_checks_pass_on_the_cdnow_load(cdnow_loaded):
+    evals = evaluations(cdnow_loaded)
+    assert set(evals) == {
+        f"check_{a}_{kind}" for a in ("raw_transactions", "raw_users", "raw_events", "fx_rates")
+        for kind in ("quality", "row_counts")
+    }
+    assert all(e.passed for e in evals.values()), [e.description for e in evals.values() if not e.passed]
+    tx = meta(evals["check_raw_transactions_quality"])
+    assert tx["rows"] == CDNOW_ROWS and tx["failed_expectations"] == 0
+    saved = json.loads(Path(tx["gx_result_path"]).read_text())
+    assert saved["success"] is True and saved["gx_result"]["statistics"]["evaluated_expectations"] == 11
+    assert Path(tx["gx_result_path"]).is_relative_to(settings.ltv_home() / "quality")
+    counts = meta(evals["check_raw_transactions_row_counts"])["counts"]
+    assert counts[0]["rows_in_file"] == counts[0]["raw_rows"] == CDNOW_ROWS
+
+
+def test_planted_bad_rows_fail_the_blocking_checks_with_metadata(cdnow_loaded):
+    with warehouse.connect(settings.warehouse_path()) as con:
+        con.execute("""
+            insert into raw.transactions (user_id, ts, amount, transaction_id, currency, is_refund,
+                                          _batch_id, _row)
+            select user_id, ts, -5.0, 'cdnow-1', currency, false, _batch_id, 70000
+            from raw.transactions where _row = 1""")
+    result = run(
+        dg.AssetSelection.checks_for_assets("raw_transactions")
+        | dg.AssetSelection.assets(downstream_of_transactions),
+        extra=[downstream_of_transactions],
+    )
+    assert not result.success
+    # blocking: the asset that reads raw.transactions did not run
+    assert result.asset_materializations_for_node("downstream_of_transactions") == []
+
+    evals = evaluations(result)
+    quality_eval = evals["check_raw_transactions_quality"]
+    assert not quality_eval.passed and quality_eval.severity == dg.AssetCheckSeverity.ERROR
+    m = meta(quality_eval)
+    assert m["rows"] == CDNOW_ROWS + 1 and m["failed_expectations"] == 2
+    failures = {f["type"]: f for f in m["failures_json"]}
+    assert failures["expect_column_values_to_be_between"]["unexpected_count"] == 1
+    assert failures["expect_column_values_to_be_between"]["sample"][0]["_row"] == 70000
+    assert failures["expect_column_values_to_be_unique"]["unexpected_count"] == 2
+    assert "| expect_column_values_to_be_between | amount | 1 |" in m["failures"]
+    assert "70000" in m["failures"] and "cdnow-1" in m["failures"]
+    saved = json.loads(Path(m["gx_result_path"]).read_text())
+    assert saved["success"] is False and len(saved["failed"]) == 2
+
+    counts_eval = evals["check_raw_transactions_row_counts"]
+    assert not counts_eval.passed
+    counts = meta(counts_eval)["counts"][0]
+    assert counts["raw_rows"] == CDNOW_ROWS + 1 and counts["rows_in_file"] == CDNOW_ROWS
+
+
+def test_factory_declares_mart_style_checks_in_one_line(ltv_home):
+    loaded = dg.materialize([raw_tables], resources=shared_resources(),
+                            run_config={"ops": {"raw_tables": {"config": {"source": "cdnow"}}}})
+    assert loaded.success  # the checks below read what this load wrote
+    # features as of D = 1997-03-31: history is ts < 1997-04-01; the leaky query forgets that
+    sql = """select user_id, date '1997-03-31' as cutoff_date, max(ts) as max_source_ts
+             from raw.transactions {where} group by user_id"""
+    clean = leakage_check("raw_transactions", quality_suites.history_leakage_suite,
+                          sql.format(where="where ts < date '1997-04-01'"),
+                          name="check_features_like_no_leakage")
+    leaky = gx_check("raw_transactions", quality_suites.history_leakage_suite,
+                     sql.format(where=""), name="check_leaky_sql")
+    result = dg.materialize(
+        [raw_tables, clean, leaky], resources=shared_resources(),
+        selection=dg.AssetSelection.checks(clean, leaky), raise_on_error=False,
+    )
+    evals = evaluations(result)
+    assert evals["check_features_like_no_leakage"].passed
+    leak = meta(evals["check_leaky_sql"])
+    assert not evals["check_leaky_sql"].passed
+    [failure] = leak["failures_json"]
+    assert failure["columns"] == ["history_end", "max_source_ts"] and failure["unexpected_count"] > 0
+    spec = next(iter(clean.check_specs))
+    assert spec.blocking and spec.name == "check_features_like_no_leakage"
