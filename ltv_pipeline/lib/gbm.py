@@ -7,7 +7,8 @@ Members (train_family):
                  in one model; the default point forecast. With a power above 1 its fit solves
                  sum(y * mu^(1-p)) = sum(mu^(2-p)), not sum(y) = sum(mu), and on heavy tails
                  forecasts totals 10-20% low; a calibration factor (sum of labels / sum of
-                 forecasts on the validation cutoff, training rows without one) restores them.
+                 forecasts over the training and validation rows: one scalar, so in-sample is
+                 fine and halves its noise against the validation cutoff alone) restores them.
   l2, l1         mean and median regressions (the median of a zero-inflated label is mostly 0).
   two_part       P(value > 0) (binary) times E[value | value > 0] from an L2 regressor on
                  log1p(value) over the positive rows. Back-transform with Duan's smearing: if
@@ -251,20 +252,15 @@ def _fit_part(name: str, params: dict, X: pd.DataFrame, y: np.ndarray, Xv: pd.Da
                 best_score=None if score is None else float(score))
 
 
-def _held_out(X, y, Xv, yv, min_rows: int) -> tuple[pd.DataFrame, np.ndarray, str]:
-    """Rows to estimate a back-transform on: the validation cutoff's if enough, else training."""
-    return (Xv, yv, "validation") if yv is not None and len(yv) >= min_rows else (X, y, "training")
-
-
 def _fit_single(member, lgb_params, X, y, Xv, yv, cfg, notes) -> tuple[dict[str, Part], dict]:
     part = _fit_part(member, lgb_params(member, len(y)), X, y, Xv, yv, cfg, notes)
     if member not in ("tweedie", "hybrid"):
         return {"main": part}, {}
-    Xc, yc, where = _held_out(X, y, Xv, yv, cfg["min_valid_rows"])
-    total = float(part.output(Xc).sum())
-    cal = float(yc.sum()) / total if total > 0 and yc.sum() > 0 else 1.0
+    total = float(part.output(X).sum()) + (0.0 if Xv is None else float(part.output(Xv).sum()))
+    labels = float(y.sum()) + (0.0 if yv is None else float(yv.sum()))
+    cal = labels / total if total > 0 and labels > 0 else 1.0
     notes.append(f"{member}: calibration factor {cal:.4f} = sum of labels / sum of forecasts "
-                 f"on {len(yc)} {where} row(s)")
+                 "over the training and validation rows")
     return {"main": part}, {"calibration": cal}
 
 
@@ -276,7 +272,9 @@ def _fit_two_part(member, lgb_params, X, y, Xv, yv, cfg, notes) -> tuple[dict[st
     Xpv, lpv = (None, None) if yv is None else (Xv[yv > 0], np.log1p(yv[yv > 0]))
     reg = _fit_part("two_part regressor", lgb_params("regressor", int(pos.sum())), X[pos],
                     np.log1p(y[pos]), Xpv, lpv, cfg, notes)
-    Xs, ls, where = _held_out(X[pos], np.log1p(y[pos]), Xpv, lpv, cfg["min_valid_rows"])
+    # Smearing from held-out residuals (in-sample ones are too small) when there are enough.
+    held_out = lpv is not None and len(lpv) >= cfg["min_valid_rows"]
+    Xs, ls, where = (Xpv, lpv, "validation") if held_out else (X[pos], np.log1p(y[pos]), "training")
     smear = float(np.mean(np.exp(ls - reg.raw(Xs)))) if len(ls) else 1.0
     if not np.isfinite(smear):
         notes.append(f"two_part: smearing factor {smear} not finite: using 1")
