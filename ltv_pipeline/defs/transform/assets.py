@@ -21,6 +21,9 @@ from ltv_pipeline.lib.dbt_project import ensure_manifest
 from ltv_pipeline.lib.dbt_vars import DEFAULT_DECAY_HALF_LIFE_DAYS, as_cli_args, vars_for_plan
 
 DBT_ASSETS_NAME = "ltv_dbt_models"
+PER_CUTOFF_MARTS = ("customer_features", "customer_btyd_summary", "customer_labels")
+MARTS = (*PER_CUTOFF_MARTS, "cohort_revenue")
+MART_KEYS = {dg.AssetKey(m) for m in MARTS}
 
 
 class TransformConfig(dg.Config):
@@ -96,6 +99,26 @@ def plan_for(config: TransformConfig, warehouse: WarehouseResource) -> cutoff_ru
     )
 
 
+def mart_row_counts(warehouse: WarehouseResource, cutoffs: list[str]) -> dict[str, dict[str, Any]]:
+    """Row counts of the marts that exist (total, and for this run's cutoffs), read with a
+    short-lived connection once dbt has finished."""
+    in_list = ", ".join(f"date '{c}'" for c in cutoffs)
+    counts: dict[str, dict[str, Any]] = {}
+    with warehouse.connect(read_only=True) as con:
+        present = {r[0] for r in con.execute(
+            "select table_name from information_schema.tables where table_schema = 'marts'"
+        ).fetchall()}
+        for mart in sorted(present & set(MARTS)):
+            total = con.execute(f"select count(*) from marts.{mart}").fetchone()[0]
+            counts[mart] = {"dagster/row_count": total}
+            if mart in PER_CUTOFF_MARTS and cutoffs:
+                built = con.execute(
+                    f"select count(*) from marts.{mart} where cutoff_date in ({in_list})"
+                ).fetchone()[0]
+                counts[mart] |= {"rows_for_built_cutoffs": built, "built_cutoffs": cutoffs}
+    return counts
+
+
 @cache
 def build_dbt_assets() -> dg.AssetsDefinition:
     """The dbt assets, built once per process from the parsed manifest."""
@@ -122,6 +145,29 @@ def build_dbt_assets() -> dg.AssetsDefinition:
         if config.full_refresh:
             args.append("--full-refresh")
         target = settings.ltv_home() / "dbt" / "runs" / context.run.run_id
-        yield from dbt.cli(args, context=context, target_path=target).stream()
+        # Mart events wait for the row counts, which can only be read once dbt has released
+        # the warehouse; their order (output, then its checks) is kept.
+        held: list[Any] = []
+        try:
+            for event in dbt.cli(args, context=context, target_path=target).stream():
+                if _event_key(context, event) in MART_KEYS:
+                    held.append(event)
+                else:
+                    yield event
+        except BaseException:
+            yield from held
+            raise
+        counts = mart_row_counts(warehouse_db, dbt_vars["cutoffs"])
+        for event in held:
+            extra = counts.get(_event_key(context, event).path[-1], {})
+            if isinstance(event, dg.Output) and extra:
+                event = event.with_metadata({**event.metadata, **extra})
+            yield event
 
     return ltv_dbt_models
+
+
+def _event_key(context: dg.AssetExecutionContext, event: Any) -> dg.AssetKey | None:
+    if isinstance(event, dg.Output):
+        return context.asset_key_for_output(event.output_name)
+    return getattr(event, "asset_key", None)
