@@ -12,12 +12,12 @@ import pytest
 
 from ltv_pipeline import settings
 from ltv_pipeline.defs.ingest.assets import raw_tables
-from ltv_pipeline.defs.quality import defs as quality_defs
 from ltv_pipeline.defs.quality import gx_check, leakage_check
+from ltv_pipeline.defs.quality.checks import raw_quality_checks, raw_row_count_checks
 from ltv_pipeline.defs.resources import shared_resources
 from ltv_pipeline.lib import quality_suites, warehouse
 
-CHECKS = list(quality_defs.asset_checks)
+CHECKS = [*raw_quality_checks, raw_row_count_checks]
 CDNOW_ROWS = 69_659
 
 
@@ -127,3 +127,60 @@ def test_factory_declares_mart_style_checks_in_one_line(ltv_home):
     assert failure["columns"] == ["history_end", "max_source_ts"] and failure["unexpected_count"] > 0
     spec = next(iter(clean.check_specs))
     assert spec.blocking and spec.name == "check_features_like_no_leakage"
+
+
+MART_VALUES = {
+    "customer_features": """values
+        ('u1', date '2024-01-31', timestamp '2024-01-31 23:59:59', 2, 2, 1, 0, 3),
+        ('u2', date '2024-01-31', timestamp '2024-02-01 00:00:00', 1, 1, 0, 0, 0)
+        ) t(user_id, cutoff_date, max_source_ts, n_orders, n_purchase_days, frequency, n_refunds,
+            n_events""",
+    "customer_btyd_summary": """values
+        ('u1', date '2024-01-31', 1, 10, 30, 25.0, timestamp '2024-01-31 23:59:59'),
+        ('u2', date '2024-01-31', 0, 0, 5, 0.0, timestamp '2024-01-26 10:00:00')
+        ) t(user_id, cutoff_date, frequency, recency, "T", monetary_value, max_source_ts""",
+    "customer_labels": """values
+        ('u1', date '2024-01-31', 30, date '2024-02-01', date '2024-03-02', 12.0, 4.0, 1,
+         timestamp '2024-02-01 00:00:00', timestamp '2024-03-02 00:00:00'),
+        ('u2', date '2024-01-31', 30, date '2024-02-01', date '2024-03-02', 0.0, 0.0, 0, null, null)
+        ) t(user_id, cutoff_date, horizon_days, label_start_date, label_end_date, value, margin,
+            n_orders, label_min_ts, label_max_ts""",
+    "cohort_revenue": """values (date '2024-01-01', date '2024-01-03', 10.0, 1, 1, 1, 0)
+        ) t(cohort_month, activity_date, revenue, n_active_users, n_purchasing_users, n_orders,
+            n_refunds""",
+}
+
+
+def test_mart_checks_gate_the_dbt_marts_on_keys_and_the_time_rule(ltv_home):
+    from dagster_dbt import get_asset_key_for_model
+
+    from ltv_pipeline.defs.quality.mart_checks import build_mart_checks
+    from ltv_pipeline.defs.transform.assets import build_dbt_assets
+    from ltv_pipeline.defs.transform.resources import dbt_resource
+
+    # The marts as dbt leaves them, with a feature row that read D + 1 day (u2) and a label
+    # on the first day after its window (u1); the checks read them, dbt does not run.
+    with warehouse.connect(settings.warehouse_path()) as con:
+        con.execute("create schema marts")
+        for model, values in MART_VALUES.items():
+            con.execute(f"create table marts.{model} as select * from ({values})")
+    checks = build_mart_checks()
+    dbt = build_dbt_assets()
+    result = dg.materialize(
+        [dbt, *checks], resources={**shared_resources(), "dbt": dbt_resource()},
+        selection=dg.AssetSelection.checks(*checks), raise_on_error=False,
+    )
+    evals = evaluations(result)
+    marts = list(MART_VALUES)
+    assert {e.asset_key for e in evals.values()} == {get_asset_key_for_model([dbt], m) for m in marts}
+    assert set(evals) == {f"check_{m}_quality" for m in marts} | {
+        f"check_{m}_no_leakage" for m in ("customer_features", "customer_btyd_summary", "customer_labels")}
+    failed = {name for name, e in evals.items() if not e.passed}
+    assert failed == {"check_customer_features_no_leakage", "check_customer_labels_no_leakage"}
+    assert not result.success  # blocking, severity ERROR
+    [leak] = meta(evals["check_customer_features_no_leakage"])["failures_json"]
+    assert leak["sample"] == [{"history_end": "2024-02-01T00:00:00", "user_id": "u2",
+                               "cutoff_date": "2024-01-31T00:00:00",
+                               "max_source_ts": "2024-02-01T00:00:00"}]
+    [label] = meta(evals["check_customer_labels_no_leakage"])["failures_json"]
+    assert label["columns"] == ["window_end", "label_max_ts"] and label["sample"][0]["user_id"] == "u1"

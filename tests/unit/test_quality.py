@@ -323,3 +323,15 @@ def test_markdown_lists_failed_expectation_and_offending_row():
     md = quality.run_suite(df, qs.raw_events_suite()).to_markdown()
     assert "| expect_column_values_to_be_in_set | event_name | 1 | 50 |" in md
     assert "teleport" in md
+
+
+def test_columns_a_suite_does_not_read_are_ignored_but_not_by_unknown_table_rules():
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    wide = transactions().assign(extra_1=1, extra_2="x")
+    assert quality.run_suite(wide, qs.raw_transactions_suite()).success
+    # a table-level rule the engine cannot reason about sees the whole frame
+    count = quality.QualitySuite(gx.ExpectationSuite(
+        name="count", expectations=[gxe.ExpectTableColumnCountToEqual(value=wide.shape[1])]))
+    assert quality.run_suite(wide, count).success

@@ -1,0 +1,44 @@
+"""Blocking GX gates on the dbt marts: quality (keys, ranges) and the time rule (leakage).
+
+The marts live in the warehouse's marts schema (dbt_project/macros/generate_schema_name.sql);
+their asset keys come from the dbt assets through get_asset_key_for_model.
+"""
+
+from functools import cache, partial
+
+import dagster as dg
+from dagster_dbt import get_asset_key_for_model
+
+from ltv_pipeline.defs.quality.factory import gx_check, leakage_check
+from ltv_pipeline.defs.transform.assets import build_dbt_assets
+from ltv_pipeline.lib import quality_suites as qs
+
+MART_SCHEMA = "marts"
+
+
+@cache
+def build_mart_checks() -> list[dg.AssetChecksDefinition]:
+    """One line per gate; built once per process, like the dbt assets they check."""
+    dbt = [build_dbt_assets()]
+
+    def key(model: str) -> dg.AssetKey:
+        return get_asset_key_for_model(dbt, model)
+
+    def table(model: str) -> str:
+        return f"{MART_SCHEMA}.{model}"
+
+    return [
+        gx_check(key("customer_features"), qs.customer_features_suite, table("customer_features")),
+        gx_check(key("customer_btyd_summary"), qs.customer_btyd_summary_suite, table("customer_btyd_summary")),
+        gx_check(key("customer_labels"), qs.customer_labels_suite, table("customer_labels")),
+        gx_check(key("cohort_revenue"), qs.cohort_revenue_suite, table("cohort_revenue")),
+        leakage_check(key("customer_features"),
+                      partial(qs.history_leakage_suite, "customer_features_leakage"),
+                      table("customer_features")),
+        leakage_check(key("customer_btyd_summary"),
+                      partial(qs.history_leakage_suite, "customer_btyd_summary_leakage"),
+                      table("customer_btyd_summary")),
+        leakage_check(key("customer_labels"),
+                      partial(qs.label_window_suite, "customer_labels_window"),
+                      table("customer_labels")),
+    ]
