@@ -18,11 +18,15 @@ import importlib
 import os
 import string
 import sys
+import time
 import uuid
+import weakref
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import yaml
@@ -39,8 +43,10 @@ MARTS_SCHEMA = "marts"
 JOIN_KEY = "user_id"
 TIMESTAMP = "event_timestamp"
 CUTOFF_TAG = "cutoff_field"
+ONLINE_WRITE_CHUNK = 10_000
 LTV_MODEL_SERVICE = "ltv_model_v1"
 BTYD_SERVICE = "btyd_v1"
+FEAST_KINDS = (Entity, DataSource, FeatureView, FeatureService)
 # DuckDB type each Feast type is exported as (the parquet types Feast then reads).
 SQL_TYPES = {Float64: "double", Int64: "bigint", String: "varchar", Bool: "boolean",
              UnixTimestamp: "timestamp"}
@@ -59,6 +65,7 @@ def cutoff_timestamp(cutoff: date | str) -> pd.Timestamp:
 
 
 def feast_home(ltv_home: Path | None = None) -> Path:
+    """LTV_HOME/feast: registry.db, online_store.db and data/ (the exports)."""
     return Path(ltv_home) / "feast" if ltv_home is not None else settings.feast_dir()
 
 
@@ -87,22 +94,17 @@ def repo_objects() -> list[object]:
         sys.path.insert(0, path)
     found: list[object] = []
     for name in REPO_MODULES:
-        module = importlib.import_module(name)
-        for value in vars(module).values():
-            kinds = (Entity, DataSource, FeatureView, FeatureService)
-            if isinstance(value, kinds) and not any(value is seen for seen in found):
+        for value in vars(importlib.import_module(name)).values():
+            if isinstance(value, FEAST_KINDS) and not any(value is seen for seen in found):
                 found.append(value)
     return found
-
-
-def repo_feature_views() -> list[FeatureView]:
-    return [o for o in repo_objects() if isinstance(o, FeatureView)]
 
 
 def apply_repo(store: FeatureStore) -> list[object]:
     """Register feature_repo's objects (and create the online tables); idempotent."""
     objects = repo_objects()
     store.apply(objects)
+    _PLANS.pop(store, None)
     return objects
 
 
@@ -142,7 +144,7 @@ def export_marts(warehouse_path: Path, ltv_home: Path | None = None) -> dict[str
     """Export the mart behind every feature view to its FileSource path; rows per view."""
     base = feast_home(ltv_home)
     return {v.name: export_mart(warehouse_path, v, base / v.batch_source.path)
-            for v in repo_feature_views()}
+            for v in repo_objects() if isinstance(v, FeatureView)}
 
 
 def latest_cutoff(warehouse_path: Path) -> date:
@@ -154,35 +156,60 @@ def latest_cutoff(warehouse_path: Path) -> date:
     return latest
 
 
-def service_views(store: FeatureStore, service: str | FeatureService) -> list[tuple[FeatureView, list[str]]]:
-    """(feature view, its feature names in the service) for each view of the service."""
+@dataclass(frozen=True)
+class ServicePlan:
+    """What reading a service takes: feature references (each view's cutoff marker added), the
+    output column names, the markers, and each column's kind (num, str or ts)."""
+
+    refs: tuple[str, ...]
+    names: tuple[str, ...]
+    markers: tuple[str, ...]
+    kinds: dict[str, str]
+
+
+_KINDS = {Int64: "num", Float64: "num", Bool: "num", String: "str", UnixTimestamp: "ts"}
+_PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def service_plan(store: FeatureStore, service: str | FeatureService) -> ServicePlan:
+    """The plan of a service, cached per store for the registry's cache_ttl_seconds (resolving
+    a service from the registry costs several milliseconds, an online read about one)."""
+    name = service if isinstance(service, str) else service.name
+    cache = _PLANS.setdefault(store, {})
+    hit = cache.get(name)
+    if hit and time.monotonic() - hit[0] < store.config.registry.cache_ttl_seconds:
+        return hit[1]
     fs = store.get_feature_service(service, allow_cache=True) if isinstance(service, str) else service
-    return [(store.get_feature_view(p.name, allow_registry_cache=True), [f.name for f in p.features])
-            for p in fs.feature_view_projections]
+    refs, names, markers, kinds = [], [], [], {}
+    for projection in fs.feature_view_projections:
+        view = store.get_feature_view(projection.name, allow_registry_cache=True)
+        dtypes = {f.name: f.dtype for f in view.features}
+        marker = view.tags[CUTOFF_TAG]
+        markers.append(marker)
+        for feature in [marker, *(f.name for f in projection.features)]:
+            refs.append(f"{projection.name_to_use()}:{feature}")
+            names.append(feature)
+            kinds[feature] = _KINDS[dtypes[feature]]
+    if len(set(names)) != len(names):
+        raise ValueError(f"feature service {name} repeats a feature name: {names}")
+    plan = ServicePlan(tuple(refs), tuple(names), tuple(markers), kinds)
+    cache[name] = (time.monotonic(), plan)
+    return plan
 
 
-def _refs(views: list[tuple[FeatureView, list[str]]]) -> tuple[list[str], list[str]]:
-    """Feature references with each view's cutoff marker added, and the marker names."""
-    markers = [v.tags[CUTOFF_TAG] for v, _ in views]
-    refs = [f"{v.name}:{n}" for (v, names), m in zip(views, markers) for n in [m, *names]]
-    return refs, markers
-
-
-def _typed(frame: pd.DataFrame, views: list[tuple[FeatureView, list[str]]]) -> pd.DataFrame:
+def _typed(frame: pd.DataFrame, plan: ServicePlan) -> pd.DataFrame:
     """One dtype per Feast type whatever the store returned: numbers and flags float64 (NaN
     when missing), strings object (None when missing), timestamps datetime64 UTC."""
-    for view, _ in views:
-        for field in view.features:
-            if field.name not in frame.columns:
-                continue
-            col = frame[field.name]
-            if field.dtype in (Int64, Float64, Bool):
-                frame[field.name] = pd.to_numeric(col.astype(object).where(col.notna(), None),
-                                                  errors="raise").astype("float64")
-            elif field.dtype == UnixTimestamp:
-                frame[field.name] = pd.to_datetime(col, utc=True)
-            else:
-                frame[field.name] = col.astype(object).where(col.notna(), None)
+    for name in plan.names:
+        col, kind = frame[name], plan.kinds[name]
+        if kind == "num" and pd.api.types.is_numeric_dtype(col):
+            frame[name] = col.astype("float64")
+        elif kind == "num":
+            frame[name] = pd.to_numeric(col.astype(object).where(col.notna(), None)).astype("float64")
+        elif kind == "ts":
+            frame[name] = pd.to_datetime(col, utc=True)
+        else:
+            frame[name] = col.astype(object).where(col.notna(), None)
     return frame
 
 
@@ -196,46 +223,44 @@ def training_frame(store: FeatureStore, entity_df: pd.DataFrame,
     StaleFeaturesError when only an earlier cutoff's row exists (the cutoff was not exported).
     """
     keys = _entity_keys(entity_df)
-    views = service_views(store, service)
-    refs, markers = _refs(views)
-    names = [r.split(":", 1)[1] for r in refs]
+    plan = service_plan(store, service)
+    names, markers = list(plan.names), plan.markers
     clash = sorted(set(names) & set(entity_df.columns))
     if clash:
         raise ValueError(f"entity_df has columns named like features: {clash}")
     unique = keys.drop_duplicates(ignore_index=True)
-    # The file offline store de-duplicates and reorders entity rows: join back on both keys.
-    got = store.get_historical_features(entity_df=unique, features=refs).to_df()
+    # Feast 0.67's file offline store de-duplicates and reorders entity rows, and drops those
+    # whose user has only later rows (instead of returning nulls): join back on both keys.
+    got = store.get_historical_features(entity_df=unique, features=list(plan.refs)).to_df()
     got[TIMESTAMP] = pd.to_datetime(got[TIMESTAMP], utc=True)
     got = got[[JOIN_KEY, TIMESTAMP, *names]]
-    if len(got) != len(unique) or got.duplicated([JOIN_KEY, TIMESTAMP]).any():
-        raise RuntimeError(f"Feast returned {len(got)} rows for {len(unique)} distinct entity rows")
+    if got.duplicated([JOIN_KEY, TIMESTAMP]).any():
+        raise RuntimeError("Feast returned more than one row for an entity row")
     joined = keys.merge(got, on=[JOIN_KEY, TIMESTAMP], how="left", validate="many_to_one")
     expected = (joined[TIMESTAMP] + pd.Timedelta(microseconds=1) - pd.Timedelta(days=1)).dt.strftime("%Y-%m-%d")
     _check_markers(joined, markers, expected)
-    out = _typed(joined[[n for n in names if n not in markers]].copy(), views)
-    out.index = entity_df.index
-    return pd.concat([entity_df, out], axis=1)
+    out = _typed(joined[names].copy(), plan).drop(columns=list(markers))
+    result = pd.concat([entity_df.reset_index(drop=True), out], axis=1)
+    result.index = entity_df.index
+    return result
 
 
 def _entity_keys(entity_df: pd.DataFrame) -> pd.DataFrame:
-    if JOIN_KEY not in entity_df.columns:
-        raise ValueError(f"entity_df needs a {JOIN_KEY} column, got {list(entity_df.columns)}")
-    if entity_df[JOIN_KEY].isna().any():
-        raise ValueError(f"entity_df has {int(entity_df[JOIN_KEY].isna().sum())} null {JOIN_KEY} values")
+    """(user_id, event_timestamp) per entity row, validated; event timestamps UTC."""
+    if JOIN_KEY not in entity_df.columns or entity_df[JOIN_KEY].isna().any():
+        raise ValueError(f"entity_df needs a {JOIN_KEY} column without nulls, got {list(entity_df.columns)}")
     if "cutoff_date" in entity_df.columns:
         days = pd.to_datetime(entity_df["cutoff_date"])
-        if (days != days.dt.normalize()).any():
-            raise ValueError("entity_df.cutoff_date must hold calendar dates")
         stamps = (days + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)).dt.tz_localize("UTC")
     elif TIMESTAMP in entity_df.columns:
         stamps = pd.to_datetime(entity_df[TIMESTAMP], utc=True)
-        bad = stamps[(stamps + pd.Timedelta(microseconds=1)) != (stamps + pd.Timedelta(microseconds=1)).dt.normalize()]
-        if len(bad):
-            raise ValueError(
-                f"entity_df.{TIMESTAMP} must be cutoff timestamps (D 23:59:59.999999 UTC, see "
-                f"cutoff_timestamp); got e.g. {bad.iloc[:3].astype(str).tolist()}")
     else:
         raise ValueError(f"entity_df needs a cutoff_date or {TIMESTAMP} column")
+    next_day = stamps + pd.Timedelta(microseconds=1)
+    if (next_day != next_day.dt.normalize()).any():
+        bad = stamps[next_day != next_day.dt.normalize()].iloc[:3].astype(str).tolist()
+        raise ValueError(f"entity_df: cutoff_date must hold dates and {TIMESTAMP} cutoff timestamps "
+                         f"(D 23:59:59.999999 UTC, see cutoff_timestamp); got e.g. {bad}")
     return pd.DataFrame({JOIN_KEY: entity_df[JOIN_KEY].astype(str).to_numpy(),
                          TIMESTAMP: stamps.astype("datetime64[us, UTC]").to_numpy()})
 
@@ -261,36 +286,41 @@ def materialize_online(store: FeatureStore, as_of: date | str) -> dict[str, int]
     written: dict[str, int] = {}
     for view in store.list_feature_views():
         path = store.config.repo_path / view.batch_source.path
-        frame = pq.read_table(path, filters=[(TIMESTAMP, "=", stamp)]).to_pandas()
-        if frame.empty:
+        table = pq.read_table(path, filters=[(TIMESTAMP, "=", stamp)])
+        if table.num_rows == 0:
             raise ValueError(f"{path} has no row for cutoff {as_of}: build that cutoff and re-export")
-        store.write_to_online_store(view.name, frame)
-        written[view.name] = len(frame)
+        # Feast converts a whole frame to protos before writing: chunks bound the memory.
+        for start in range(0, table.num_rows, ONLINE_WRITE_CHUNK):
+            store.write_to_online_store(view.name, table.slice(start, ONLINE_WRITE_CHUNK).to_pandas())
+        written[view.name] = table.num_rows
     return written
 
 
 def online_features(store: FeatureStore, user_ids: Iterable[str],
                     service: str | FeatureService = LTV_MODEL_SERVICE,
                     as_of: date | str | None = None) -> pd.DataFrame:
-    """The service's features from the online store: one row per user id, in order, with the
-    cutoff marker column(s) telling which cutoff the values are of (null: user not online).
-    With as_of, raises StaleFeaturesError when a user's online row is of another cutoff."""
+    """The service's features from the online store: one row per user id, in order, typed as
+    in training_frame, with the cutoff marker column(s) saying which cutoff the values are of
+    (null: the user is not in the online store). With as_of, raises StaleFeaturesError when a
+    user's online row is of another cutoff."""
     ids = [str(u) for u in user_ids]
-    views = service_views(store, service)
-    refs, markers = _refs(views)
-    rows = store.get_online_features(features=refs, entity_rows=[{JOIN_KEY: u} for u in ids]).to_dict()
-    frame = _typed(pd.DataFrame(rows)[[JOIN_KEY, *(r.split(":", 1)[1] for r in refs)]], views)
+    plan = service_plan(store, service)
+    rows = store.get_online_features(features=list(plan.refs), entity_rows=[{JOIN_KEY: u} for u in ids]).to_dict()
+    columns: dict[str, object] = {JOIN_KEY: ids}
+    for name in plan.names:
+        values, kind = rows[name], plan.kinds[name]
+        if kind == "num":
+            columns[name] = np.array([np.nan if v is None else float(v) for v in values], dtype="float64")
+        elif kind == "ts":
+            columns[name] = pd.to_datetime(values, utc=True)
+        else:
+            columns[name] = np.array(values, dtype=object)
+    frame = pd.DataFrame(columns)
     if as_of is not None:
-        _check_markers(frame, markers, pd.Timestamp(as_of).strftime("%Y-%m-%d"))
+        _check_markers(frame, plan.markers, pd.Timestamp(as_of).strftime("%Y-%m-%d"))
     return frame
 
 
 def _sql_str(path: Path) -> str:
     return str(path).replace("'", "''")
 
-
-__all__ = [
-    "BTYD_SERVICE", "LTV_MODEL_SERVICE", "StaleFeaturesError", "apply_repo", "cutoff_timestamp",
-    "export_mart", "export_marts", "feature_store", "latest_cutoff", "materialize_online",
-    "online_features", "repo_config", "repo_objects", "training_frame",
-]

@@ -1,0 +1,83 @@
+"""Features: the Feast registry over the dbt marts, and the online store scoring reads.
+
+Thin wrappers around ltv_pipeline.lib.feature_store; the Feast objects are in feature_repo/.
+"""
+
+import time
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+from dagster_dbt import get_asset_key_for_model
+from pydantic import Field
+
+from ltv_pipeline import groups
+from ltv_pipeline.defs.resources import WarehouseResource
+from ltv_pipeline.defs.transform.assets import build_dbt_assets
+from ltv_pipeline.lib import feature_store as fs
+
+# The marts behind the feature views (their FileSources' dbt_model tags).
+MART_KEYS = [
+    get_asset_key_for_model([build_dbt_assets()], model)
+    for model in ("customer_features", "customer_btyd_summary")
+]
+
+
+@dg.asset(group_name=groups.FEATURES, kinds={"feast"}, deps=MART_KEYS)
+def feast_registry(context: dg.AssetExecutionContext, warehouse_db: WarehouseResource) -> dg.MaterializeResult:
+    """The Feast registry of project ltv (LTV_HOME/feast/registry.db): entity customer, the
+    feature views customer_features and customer_btyd_summary (one row per user per cutoff,
+    event timestamp = end of the cutoff day) and the services ltv_model_v1 and btyd_v1. Exports
+    both marts to LTV_HOME/feast/data/*.parquet (atomically), then applies feature_repo/."""
+    home = Path(warehouse_db.ltv_home)
+    rows = fs.export_marts(warehouse_db.path, home)
+    store = fs.feature_store(home)
+    fs.apply_repo(store)
+    views = {v.name: len(v.features) for v in store.list_feature_views()}
+    services = {s.name: sum(len(p.features) for p in s.feature_view_projections)
+                for s in store.list_feature_services()}
+    context.log.info(f"exported {rows}; registered views {views} and services {services}")
+    return dg.MaterializeResult(
+        metadata={
+            "feature_views": dg.MetadataValue.json(views),
+            "feature_services": dg.MetadataValue.json(services),
+            "feature_count": sum(views.values()),
+            "entity_rows": dg.MetadataValue.json(rows),
+            "dagster/row_count": rows["customer_features"],
+            "registry_path": dg.MetadataValue.path(str(store.config.registry.path)),
+        }
+    )
+
+
+class OnlineFeaturesConfig(dg.Config):
+    as_of: str | None = Field(
+        default=None,
+        description="Scoring date YYYY-MM-DD whose feature rows go online. Default: the latest "
+        "cutoff_date in marts.customer_features (the scoring date the dbt build planned). "
+        "The partitioned scoring issue will pass it explicitly.",
+    )
+
+
+@dg.asset(group_name=groups.FEATURES, kinds={"feast"}, deps=[feast_registry, *MART_KEYS])
+def online_features(
+    context: dg.AssetExecutionContext, config: OnlineFeaturesConfig, warehouse_db: WarehouseResource
+) -> dg.MaterializeResult:
+    """The SQLite online store (LTV_HOME/feast/online_store.db): one row per customer known at
+    the scoring date with that cutoff's features of every feature view, for `ltv score-user`.
+    A re-run for a date replaces those customers' rows."""
+    home = Path(warehouse_db.ltv_home)
+    as_of = date.fromisoformat(config.as_of) if config.as_of else fs.latest_cutoff(warehouse_db.path)
+    store = fs.feature_store(home)
+    started = time.perf_counter()
+    written = fs.materialize_online(store, as_of)
+    seconds = time.perf_counter() - started
+    context.log.info(f"online store as of {as_of}: {written} rows in {seconds:.1f} s")
+    return dg.MaterializeResult(
+        metadata={
+            "as_of": as_of.isoformat(),
+            "users_written": written["customer_features"],
+            "rows_written": dg.MetadataValue.json(written),
+            "seconds": round(seconds, 3),
+            "online_store_path": dg.MetadataValue.path(str(store.config.online_store.path)),
+        }
+    )
