@@ -184,3 +184,17 @@ def test_mart_checks_gate_the_dbt_marts_on_keys_and_the_time_rule(ltv_home):
                                "max_source_ts": "2024-02-01T00:00:00"}]
     [label] = meta(evals["check_customer_labels_no_leakage"])["failures_json"]
     assert label["columns"] == ["window_end", "label_max_ts"] and label["sample"][0]["user_id"] == "u1"
+
+
+def test_quality_defs_merge_with_the_other_domains_and_every_gate_blocks():
+    from ltv_pipeline.defs import ingest, jobs, quality, transform
+
+    defs = dg.Definitions.merge(ingest.defs, transform.defs, quality.defs, jobs.defs,
+                                dg.Definitions(resources=shared_resources()))
+    dg.Definitions.validate_loadable(defs)
+    graph = defs.resolve_asset_graph()
+    ours = [k for k in graph.asset_check_keys if k.name.startswith("check_")]
+    assert len(ours) == 15  # 4 raw quality + 4 row counts + 4 mart quality + 3 leakage
+    assert all(graph.get_check_spec(k).blocking for k in ours)
+    job_checks = defs.resolve_job_def("full_pipeline_job").asset_layer.asset_graph.asset_check_keys
+    assert set(ours) <= set(job_checks)
