@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -24,7 +25,9 @@ def run_job(job_name: str, run_config: dict[str, Any], tags: dict[str, str] | No
 
     job = defs.resolve_job_def(job_name)
     run_config = {"loggers": {"ltv_progress": {"config": {"log_level": "INFO"}}}, **run_config}
-    with dg.DagsterInstance.get() as instance:
+    # Progress (dagster-dbt echoes dbt's log lines on stdout) belongs on stderr: stdout is for
+    # data and JSON.
+    with dg.DagsterInstance.get() as instance, contextlib.redirect_stdout(sys.stderr):
         result = job.execute_in_process(
             run_config=run_config, instance=instance, tags=tags or {}, raise_on_error=True
         )
@@ -37,7 +40,17 @@ def demo(args: argparse.Namespace) -> int:
     home = settings.ensure_home()
     progress(f"LTV_HOME={home}; source={args.source}")
     t0 = time.perf_counter()
-    run_config = {"ops": {"raw_tables": {"config": {"source": args.source}}}}
+    transform: dict[str, Any] = {}
+    if args.as_of:
+        transform["as_of"] = args.as_of.isoformat()
+    if args.horizon_days:
+        transform["horizon_days"] = args.horizon_days
+    run_config = {
+        "ops": {
+            "raw_tables": {"config": {"source": args.source}},
+            "ltv_dbt_models": {"config": transform},
+        }
+    }
     result = run_job("full_pipeline_job", run_config, tags={"ltv/command": "demo"})
     progress(f"run {result.run_id} finished in {time.perf_counter() - t0:.1f} s")
     raw = warehouse.table_counts(settings.warehouse_path(), "raw")
