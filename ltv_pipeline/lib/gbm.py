@@ -81,7 +81,7 @@ class Part:
     params: dict[str, Any]
     booster: lgb.Booster | None = None
     constant: float = 0.0
-    best_iteration: int = 0  # trees kept (the booster is trimmed to them)
+    best_iteration: int = 0  # trees kept (lgb.train returns the booster cut at the best one)
     early_stopped: bool = False
     best_score: float | None = None  # validation metric at best_iteration
 
@@ -247,7 +247,6 @@ def _fit_part(name: str, params: dict, X: pd.DataFrame, y: np.ndarray, Xv: pd.Da
     if not booster.feature_importance("split").any():
         notes.append(f"{name}: no split improves the fit (constant or uninformative features): "
                      "predicts the training mean")
-    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))  # trim
     return Part(objective, params, booster, best_iteration=best, early_stopped=stopped,
                 best_score=None if score is None else float(score))
 
