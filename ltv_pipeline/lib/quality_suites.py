@@ -183,11 +183,14 @@ def label_window_suite(
         f["window_end"] = f["window_start"] + pd.to_timedelta(f["horizon_days"], unit="D")
         return f
 
-    pair = gxe.ExpectColumnPairValuesAToBeGreaterThanB
+    def pair(a: str, b: str, or_equal: bool):
+        return gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A=a, column_B=b, or_equal=or_equal, ignore_row_if="either_value_is_missing")
+
     exps = [
         *_not_null("cutoff_date", "horizon_days"),
-        pair(column_A=min_ts, column_B="window_start", or_equal=True, ignore_row_if="either_value_is_missing"),
-        pair(column_A="window_end", column_B=max_ts, or_equal=False, ignore_row_if="either_value_is_missing"),
+        pair(min_ts, "window_start", or_equal=True),
+        pair("window_end", max_ts, or_equal=False),
     ]
     if declared_window:
         start, end = declared_window

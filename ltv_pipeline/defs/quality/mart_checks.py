@@ -28,10 +28,15 @@ def build_mart_checks() -> list[dg.AssetChecksDefinition]:
         return f"{MART_SCHEMA}.{model}"
 
     return [
-        gx_check(key("customer_features"), qs.customer_features_suite, table("customer_features")),
-        gx_check(key("customer_btyd_summary"), qs.customer_btyd_summary_suite, table("customer_btyd_summary")),
-        gx_check(key("customer_labels"), qs.customer_labels_suite, table("customer_labels")),
-        gx_check(key("cohort_revenue"), qs.cohort_revenue_suite, table("cohort_revenue")),
+        *(
+            gx_check(key(model), suite, table(model))
+            for model, suite in (
+                ("customer_features", qs.customer_features_suite),
+                ("customer_btyd_summary", qs.customer_btyd_summary_suite),
+                ("customer_labels", qs.customer_labels_suite),
+                ("cohort_revenue", qs.cohort_revenue_suite),
+            )
+        ),
         leakage_check(key("customer_features"),
                       partial(qs.history_leakage_suite, "customer_features_leakage"),
                       table("customer_features")),
