@@ -1,0 +1,116 @@
+"""The feature assets, materialized against a temporary LTV_HOME whose marts are written
+directly with DuckDB (building them with dbt is covered by the transform tests)."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+from feast.types import Bool, Float64, Int64, String, UnixTimestamp
+
+from ltv_pipeline import groups
+from ltv_pipeline.defs import features, transform
+from ltv_pipeline.defs.features.assets import MART_KEYS, feast_registry, online_features
+from ltv_pipeline.defs.resources import shared_resources
+from ltv_pipeline.lib import feature_store as fs
+
+D0, D1 = date(2025, 6, 30), date(2025, 9, 30)
+SQL_VALUES = {Float64: "i * 1.5", Int64: "i", Bool: "i % 2 = 0", String: "'c' || (i % 3)",
+              UnixTimestamp: "cast(cutoff_date as timestamp) + interval 1 hour"}
+
+
+def write_marts(home: Path, n_features: int, n_btyd: int) -> None:
+    """Users u000.. at cutoffs D0 and D1; every feature column valued from the user number."""
+    views = {v.name: v for v in fs.repo_objects() if isinstance(v, fs.FeatureView)}
+    with duckdb.connect(str(home / "warehouse.duckdb")) as con:
+        con.execute("create schema if not exists marts")
+        for name, n in (("customer_features", n_features), ("customer_btyd_summary", n_btyd)):
+            view = views[name]
+            cols = [f'{SQL_VALUES[f.dtype]} as "{f.name}"' for f in view.features
+                    if f.name != view.tags[fs.CUTOFF_TAG]]
+            con.execute(f"""
+                create table marts.{name} as
+                with keys as (
+                    select i, 'u' || lpad(cast(i as varchar), 3, '0') as user_id, cast(d as date) as cutoff_date
+                    from range({n}) r(i) cross join (select unnest(['{D0}', '{D1}']) as d) c
+                )
+                select user_id, cutoff_date, {', '.join(cols)} from keys""")
+
+
+def materialize(run_config: dict | None = None):
+    return dg.materialize(
+        [feast_registry, online_features],
+        resources=shared_resources(),
+        run_config=run_config,
+        raise_on_error=False,
+    )
+
+
+def metadata(result, asset: str) -> dict:
+    [mat] = result.asset_materializations_for_node(asset)
+    return {k: v.value for k, v in mat.metadata.items()}
+
+
+def test_feature_assets_register_the_repo_and_fill_the_online_store_as_of_the_latest_cutoff(ltv_home):
+    write_marts(ltv_home, n_features=30, n_btyd=20)
+    result = materialize()
+    assert result.success
+
+    registry = metadata(result, "feast_registry")
+    assert registry["feature_views"] == {"customer_features": 57, "customer_btyd_summary": 6}
+    assert registry["feature_count"] == 63
+    assert registry["entity_rows"] == {"customer_features": 60, "customer_btyd_summary": 40}
+    assert registry["registry_path"] == str(ltv_home / "feast" / "registry.db")
+    assert Path(registry["registry_path"]).is_file()
+
+    online = metadata(result, "online_features")
+    assert online["as_of"] == "2025-09-30"
+    assert online["users_written"] == 30
+    assert online["rows_written"] == {"customer_features": 30, "customer_btyd_summary": 20}
+    assert online["seconds"] > 0
+
+    store = fs.feature_store(ltv_home)
+    got = fs.online_features(store, ["u007", "u025"], "btyd_v1", as_of=D1)
+    assert got["T"].iloc[0] == 7.0 and got["T"].isna().iloc[1]  # u025 has no purchase: no BTYD row
+    assert fs.online_features(store, ["u025"], as_of=D1)["n_orders"].tolist() == [25.0]
+
+
+def test_online_features_takes_an_explicit_scoring_date(ltv_home):
+    write_marts(ltv_home, n_features=5, n_btyd=5)
+    result = materialize({"ops": {"online_features": {"config": {"as_of": "2025-06-30"}}}})
+    assert result.success
+    assert metadata(result, "online_features")["as_of"] == "2025-06-30"
+    marker = fs.online_features(fs.feature_store(ltv_home), ["u001"])["feature_cutoff_date"]
+    assert marker.tolist() == ["2025-06-30"]
+
+
+def test_a_scoring_date_without_feature_rows_fails_the_run_with_the_reason(ltv_home):
+    write_marts(ltv_home, n_features=5, n_btyd=5)
+    result = materialize({"ops": {"online_features": {"config": {"as_of": "2025-12-31"}}}})
+    assert not result.success
+    failure = result.failure_data_for_node("online_features")
+    assert "no row for cutoff 2025-12-31" in failure.error.cause.message
+
+
+def test_feature_assets_depend_on_the_dbt_marts_and_load_with_the_transform_domain():
+    assert {k.to_user_string() for k in MART_KEYS} == {"customer_features", "customer_btyd_summary"}
+    assert set(MART_KEYS) <= set(feast_registry.dependency_keys)
+    assert set(MART_KEYS) | {feast_registry.key} <= set(online_features.dependency_keys)
+    for asset in (feast_registry, online_features):
+        [spec] = asset.specs
+        assert spec.group_name == groups.FEATURES and spec.kinds == {"feast"}
+        assert spec.description
+    defs = dg.Definitions.merge(features.defs, transform.defs, dg.Definitions(resources=shared_resources()))
+    graph = defs.resolve_asset_graph()
+    dbt_keys = {k for k in graph.get_all_asset_keys() if k in set(MART_KEYS)}
+    assert dbt_keys == set(MART_KEYS)  # the deps resolve to the dbt assets, not to stubs
+    assert graph.get(online_features.key).parent_keys >= set(MART_KEYS)
+
+
+def test_feature_registry_fails_clearly_without_a_warehouse(ltv_home):
+    result = materialize()
+    assert not result.success
+    failure = result.failure_data_for_node("feast_registry")
+    assert "no warehouse at" in failure.error.cause.message
