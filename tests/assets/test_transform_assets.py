@@ -94,3 +94,19 @@ def test_transform_fails_clearly_when_raw_transactions_are_empty(ltv_home, write
             [build_dbt_assets()],
             resources={"dbt": dbt_resource(), "warehouse_db": WarehouseResource(ltv_home=str(ltv_home))},
         )
+
+
+def test_transform_config_plans_from_as_of_or_the_last_transaction_date(ltv_home, write_raw_tables):
+    from ltv_pipeline.defs.transform.assets import TransformConfig, plan_for
+
+    write_raw_tables(ltv_home / "warehouse.duckdb", transactions=pd.DataFrame({
+        "user_id": ["a", "b"], "ts": pd.to_datetime(["2024-01-01 10:00", "2024-06-30 23:00"]),
+        "amount": [1.0, 2.0]}))
+    wh = WarehouseResource(ltv_home=str(ltv_home))
+    default = plan_for(TransformConfig(horizon_days=30), wh)
+    assert default.scoring_date == date(2024, 6, 30)
+    assert max(default.backtest_origins) == date(2024, 5, 31)
+    assert min(default.all_cutoffs) >= date(2024, 1, 31)  # data start + 30 days of history
+    only = plan_for(TransformConfig(as_of="2024-03-31", horizon_days=30, n_origins=0,
+                                    n_train_cutoffs=0), wh)
+    assert only.all_cutoffs == (date(2024, 3, 31),)

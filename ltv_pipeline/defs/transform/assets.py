@@ -99,9 +99,11 @@ def plan_for(config: TransformConfig, warehouse: WarehouseResource) -> cutoff_ru
     )
 
 
-def mart_row_counts(warehouse: WarehouseResource, cutoffs: list[str]) -> dict[str, dict[str, Any]]:
-    """Row counts of the marts that exist (total, and for this run's cutoffs), read with a
-    short-lived connection once dbt has finished."""
+def mart_row_counts(
+    warehouse: WarehouseResource, cutoffs: list[str], horizon_days: int
+) -> dict[str, dict[str, Any]]:
+    """Row counts of the marts that exist (total, and for this run's cutoffs and horizon),
+    read with a short-lived connection once dbt has finished."""
     in_list = ", ".join(f"date '{c}'" for c in cutoffs)
     counts: dict[str, dict[str, Any]] = {}
     with warehouse.connect(read_only=True) as con:
@@ -112,8 +114,9 @@ def mart_row_counts(warehouse: WarehouseResource, cutoffs: list[str]) -> dict[st
             total = con.execute(f"select count(*) from marts.{mart}").fetchone()[0]
             counts[mart] = {"dagster/row_count": total}
             if mart in PER_CUTOFF_MARTS and cutoffs:
+                horizon = f" and horizon_days = {int(horizon_days)}" if mart == "customer_labels" else ""
                 built = con.execute(
-                    f"select count(*) from marts.{mart} where cutoff_date in ({in_list})"
+                    f"select count(*) from marts.{mart} where cutoff_date in ({in_list}){horizon}"
                 ).fetchone()[0]
                 counts[mart] |= {"rows_for_built_cutoffs": built, "built_cutoffs": cutoffs}
     return counts
@@ -157,7 +160,7 @@ def build_dbt_assets() -> dg.AssetsDefinition:
         except BaseException:
             yield from held
             raise
-        counts = mart_row_counts(warehouse_db, dbt_vars["cutoffs"])
+        counts = mart_row_counts(warehouse_db, dbt_vars["cutoffs"], plan.horizon_days)
         for event in held:
             extra = counts.get(_event_key(context, event).path[-1], {})
             if isinstance(event, dg.Output) and extra:
