@@ -127,7 +127,7 @@ def run_suite(df: pd.DataFrame, suite: QualitySuite, sample_size: int = SAMPLE_S
     validation = context.validation_definitions.add(
         gx.ValidationDefinition(name=suite.name, data=batch, suite=gx_suite)
     )
-    needed = _needed_columns(suite)
+    needed = needed_columns(suite)
     if needed is not None and not set(frame.columns) <= needed:
         frame = frame[[c for c in frame.columns if c in needed]]  # GX copies the frame per metric
     index_cols = [c for c in suite.sample_columns if c in frame.columns]
@@ -196,7 +196,7 @@ def row_count_consistency(counts: pd.DataFrame | Iterable[Mapping[str, Any]]) ->
 _COLUMN_BLIND = {"expect_table_row_count_to_be_between", "expect_table_row_count_to_equal"}
 
 
-def _needed_columns(suite: QualitySuite) -> set[str] | None:
+def needed_columns(suite: QualitySuite) -> set[str] | None:
     """The columns the suite reads (None when unsure): the others are dropped before GX."""
     needed = set(suite.sample_columns)
     for e in suite.suite.expectations:
