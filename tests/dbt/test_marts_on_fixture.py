@@ -29,7 +29,10 @@ def transactions(move_u5_to_next_day: bool = False) -> pd.DataFrame:
         ("u4", ts("2024-04-02 10:00"), 99.0, "t5", "USD", False, None, None, None),  # after D
         ("u5", ts("2024-02-01 10:00"), 40.0, "t6", "USD", False, None, None, None),
         ("u5", u5_last, 25.0, "t7", "USD", False, None, None, None),  # on D, or on D + 1 day
+        ("u6", ts("2024-03-01 10:00"), 15.0, "t8", "USD", False, None, None, None),  # removed
     ]
+    if move_u5_to_next_day:  # the second version of the log also loses u6's only purchase
+        rows = [r for r in rows if r[0] != "u6"]
     cols = ["user_id", "ts", "amount", "transaction_id", "currency", "is_refund",
             "variable_cost", "channel", "sku"]
     return pd.DataFrame(rows, columns=cols)
@@ -85,11 +88,11 @@ def first_build(dbt_warehouse, write_raw_tables):
 def test_population_is_users_known_before_next_day(first_build):
     f = first_build["features"]
     # u4 signed up at D + 1 day 00:00 and bought later: not known at D.
-    assert list(f.index) == ["u1", "u2", "u3", "u5"]
+    assert list(f.index) == ["u1", "u2", "u3", "u5", "u6"]
     assert f.loc["u3", "is_cold_start"] and f.loc["u3", "has_signup"]
     assert not f.loc["u1", "is_cold_start"]
     assert first_build["counts"] == {
-        "customer_features": 4, "customer_btyd_summary": 3, "customer_labels": 4}
+        "customer_features": 5, "customer_btyd_summary": 4, "customer_labels": 5}
 
 
 def test_duplicate_transaction_ids_count_once_and_null_ids_are_kept(first_build):
@@ -165,11 +168,12 @@ def test_cohort_revenue_uses_signup_month_else_first_purchase_month(first_build,
     c = dbt_warehouse.query("select * from marts.cohort_revenue")
     by_cohort = c.groupby("cohort_month")["revenue"].sum()
     # u1 signed up 2023-12: 100 - 30 + 60 + 20; u2 (no signup) first bought 2024-02: 32.5 and
-    # u5 65; u4 signed up 2024-04: 99.
+    # u5 65; u6 first bought 2024-03: 15; u4 signed up 2024-04: 99.
     assert by_cohort[ts("2023-12-01")] == pytest.approx(150.0)
     assert by_cohort[ts("2024-02-01")] == pytest.approx(97.5)
+    assert by_cohort[ts("2024-03-01")] == pytest.approx(15.0)
     assert by_cohort[ts("2024-04-01")] == pytest.approx(99.0)
-    assert c["revenue"].sum() == pytest.approx(150.0 + 97.5 + 99.0)
+    assert c["revenue"].sum() == pytest.approx(150.0 + 97.5 + 15.0 + 99.0)
 
 
 def test_building_a_cutoff_again_replaces_it(first_build, dbt_warehouse):
@@ -179,7 +183,7 @@ def test_building_a_cutoff_again_replaces_it(first_build, dbt_warehouse):
     pd.testing.assert_frame_equal(features(dbt_warehouse), first_build["features"])
 
 
-def test_a_transaction_moved_to_the_next_day_leaves_features_and_enters_the_label(
+def test_a_transaction_moved_to_the_next_day_leaves_features_and_enters_the_label_on_rebuild(
     first_build, dbt_warehouse, write_raw_tables
 ):
     before_f, before_l = first_build["features"], first_build["labels"]
@@ -187,7 +191,8 @@ def test_a_transaction_moved_to_the_next_day_leaves_features_and_enters_the_labe
     assert before_f.loc["u5", "revenue_total"] == pytest.approx(65.0)
     assert before_l.loc["u5", ["value", "n_orders"]].tolist() == [0.0, 0]
 
-    write(dbt_warehouse, write_raw_tables, move=True)  # t7: 2024-03-31 12:00 -> 2024-04-01 00:00
+    # t7: 2024-03-31 12:00 -> 2024-04-01 00:00; and u6's only purchase disappears.
+    write(dbt_warehouse, write_raw_tables, move=True)
     dbt_warehouse.build(VARS)
     after_f, after_l = features(dbt_warehouse), labels(dbt_warehouse)
 
@@ -197,7 +202,10 @@ def test_a_transaction_moved_to_the_next_day_leaves_features_and_enters_the_labe
     assert after_f.loc["u5", "max_source_ts"] == ts("2024-02-01 10:00")
     assert after_l.loc["u5", ["value", "n_orders"]].tolist() == [pytest.approx(25.0), 1]
     assert after_l.loc["u5", "label_min_ts"] == ts("2024-04-01 00:00")
-    # Nobody else changed, and the rebuilt cutoff was replaced, not appended.
-    others = [u for u in before_f.index if u != "u5"]
+    # The rebuilt cutoff was replaced, not appended: u6 is gone from every mart, and nobody
+    # else changed.
+    assert "u6" not in after_f.index and "u6" not in after_l.index
+    others = [u for u in before_f.index if u not in ("u5", "u6")]
     pd.testing.assert_frame_equal(after_f.loc[others], before_f.loc[others])
-    assert counts(dbt_warehouse) == first_build["counts"]
+    assert counts(dbt_warehouse) == {
+        "customer_features": 4, "customer_btyd_summary": 3, "customer_labels": 4}
