@@ -11,6 +11,7 @@ import duckdb
 from pydantic import Field
 
 from ltv_pipeline.lib import warehouse
+from ltv_pipeline.lib.registry import ModelRegistry
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -29,5 +30,18 @@ class WarehouseResource(dg.ConfigurableResource):
             yield con
 
 
+class ModelRegistryResource(dg.ConfigurableResource):
+    """The model registry under LTV_HOME/models: models move between assets through it."""
+
+    ltv_home: str = Field(description="LTV_HOME; the registry is LTV_HOME/models")
+
+    def get(self) -> ModelRegistry:
+        return ModelRegistry(Path(self.ltv_home) / "models")
+
+
 def shared_resources() -> dict[str, object]:
-    return {"warehouse_db": WarehouseResource(ltv_home=dg.EnvVar("LTV_HOME"))}
+    home = dg.EnvVar("LTV_HOME")
+    return {
+        "warehouse_db": WarehouseResource(ltv_home=home),
+        "model_registry": ModelRegistryResource(ltv_home=home),
+    }

@@ -39,8 +39,39 @@ _FIT_ERRORS = (ValueError, ArithmeticError, np.linalg.LinAlgError)  # Convergenc
 _KEYS = ["frequency", "recency", "T"]
 
 
+def _fitter_state(fitter: Any) -> dict[str, Any] | None:
+    """What a fitted lifetimes object needs to forecast: its class and parameters. lifetimes
+    fitters keep local lambdas and cannot be pickled; they are rebuilt from this on load."""
+    if fitter is None:
+        return None
+    return {"cls": type(fitter), "params": fitter.params_.copy(),
+            "penalizer": getattr(fitter, "penalizer_coef", 0.0)}
+
+
+def _fitter_from_state(state: dict[str, Any] | None) -> Any:
+    if state is None:
+        return None
+    fitter = state["cls"](penalizer_coef=state["penalizer"])
+    fitter.params_ = state["params"]
+    return fitter
+
+
+class _PicklableFitter:
+    """Pickles the lifetimes fitter as (class, params) and rebuilds it on load."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["fitter"] = _fitter_state(state.get("fitter"))
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        state["fitter"] = _fitter_from_state(state.get("fitter"))
+        self.__dict__.update(state)
+
+
 @dataclass
-class BTYDFit:
+class BTYDFit(_PicklableFitter):
     """A count model: params in day units, fitter the lifetimes object. When fallback is True,
     fitter is None and params are the historical-rate model's rate_per_day and prior_days."""
 
@@ -59,7 +90,7 @@ class BTYDFit:
 
 
 @dataclass
-class SpendFit:
+class SpendFit(_PicklableFitter):
     """Gamma-Gamma spend model (params p, q, v) or, when fallback, a flat mean order value."""
 
     params: dict[str, float]

@@ -257,3 +257,20 @@ def test_unknown_model_and_negative_horizon_are_rejected(cdnow):
     fit = btyd.fit_btyd(cdnow.head(5))
     with pytest.raises(ValueError, match="horizon_days"):
         btyd.predict(fit, btyd.fit_gamma_gamma(cdnow.head(5)), cdnow.head(5), -1)
+
+
+def test_fits_pickle_and_forecast_identically_after_loading():
+    import pickle
+
+    from lifetimes.datasets import load_cdnow_summary
+
+    summary = load_cdnow_summary(index_col=[0]).reset_index().rename(columns={"ID": "user_id"})
+    summary["monetary_value"] = 10.0 + summary["frequency"]
+    for model in ("bgnbd", "pareto", "mbgnbd"):
+        fit = btyd.fit_btyd(summary, model=model)
+        spend = btyd.fit_gamma_gamma(summary)
+        before = btyd.predict(fit, spend, summary, 30)
+        fit2, spend2 = pickle.loads(pickle.dumps((fit, spend)))
+        after = btyd.predict(fit2, spend2, summary, 30)
+        pd.testing.assert_frame_equal(before, after)
+        assert fit2.params == fit.params and fit2.fitter is not None

@@ -1,0 +1,5 @@
+import dagster as dg
+
+from ltv_pipeline.defs.training.assets import btyd_models, cohort_forecast, gbm_models
+
+defs = dg.Definitions(assets=[btyd_models, gbm_models, cohort_forecast])
