@@ -19,8 +19,7 @@ Members (train_family):
   quantile_p10, quantile_p90   objective quantile, alpha 0.1 and 0.9: the interval.
   hybrid         tweedie on features + hybrid_features, the BTYD outputs (expected_purchases,
                  p_alive, ...) that the caller joins as columns: ordinary features here;
-                 calibrated like tweedie.
-                 Trained only when hybrid_features is given.
+                 calibrated like tweedie. Trained only when hybrid_features is given.
 
 Time-based validation: the newest cutoff in the frame only decides when boosting stops (early
 stopping on the member's own metric); it is never a training row and never a random split.
@@ -88,7 +87,7 @@ class Part:
     def raw(self, X: pd.DataFrame, raw_score: bool = True) -> np.ndarray:
         if self.booster is None:
             return np.full(len(X), self.constant, dtype=float)
-        return self.booster.predict(X, raw_score=raw_score)
+        return np.asarray(self.booster.predict(X, raw_score=raw_score), dtype=float)
 
     def output(self, X: pd.DataFrame) -> np.ndarray:
         return self.raw(X, raw_score=False)
@@ -192,7 +191,8 @@ def _bound_rows(frame: pd.DataFrame, cut: pd.Series, max_rows: int, seed: int, i
     keep = np.ones(len(frame), dtype=bool)
     if len(frame) <= max_rows:
         return keep
-    whole, budget = [], max_rows
+    whole: list[pd.Timestamp] = []
+    budget = max_rows
     for day, n in cut.value_counts().sort_index(ascending=False).items():
         if whole and n > budget:
             break
@@ -227,12 +227,13 @@ def _fit_part(name: str, params: dict, X: pd.DataFrame, y: np.ndarray, Xv: pd.Da
                      f"value(s): nothing to learn, predicts the constant {c:.6g}")
         return Part(objective, params, None, c)
     dtrain = lgb.Dataset(X, y, params={"verbosity": -1}, free_raw_data=True)
+    why: str | None = None
     if yv is None:
         why = "no validation cutoff"
     elif len(yv) < cfg["min_valid_rows"]:
         why = f"validation cutoff has {len(yv)} row(s) < min_valid_rows {cfg['min_valid_rows']}"
-    else:
-        why = None if (yv > 0).any() else "validation cutoff has no positive label"
+    elif not (yv > 0).any():
+        why = "validation cutoff has no positive label"
     if why:
         notes.append(f"{name}: no early stopping ({why}): fixed {cfg['fallback_rounds']} rounds")
         booster = lgb.train(params, dtrain, num_boost_round=cfg["fallback_rounds"])
@@ -272,8 +273,10 @@ def _fit_two_part(member, lgb_params, X, y, Xv, yv, cfg, notes) -> tuple[dict[st
     reg = _fit_part("two_part regressor", lgb_params("regressor", int(pos.sum())), X[pos],
                     np.log1p(y[pos]), Xpv, lpv, cfg, notes)
     # Smearing from held-out residuals (in-sample ones are too small) when there are enough.
-    held_out = lpv is not None and len(lpv) >= cfg["min_valid_rows"]
-    Xs, ls, where = (Xpv, lpv, "validation") if held_out else (X[pos], np.log1p(y[pos]), "training")
+    if lpv is not None and len(lpv) >= cfg["min_valid_rows"]:
+        Xs, ls, where = Xpv, lpv, "validation"
+    else:
+        Xs, ls, where = X[pos], np.log1p(y[pos]), "training"
     smear = float(np.mean(np.exp(ls - reg.raw(Xs)))) if len(ls) else 1.0
     if not np.isfinite(smear):
         notes.append(f"two_part: smearing factor {smear} not finite: using 1")
@@ -316,7 +319,8 @@ def train_family(frame: pd.DataFrame, features: list[str], categorical: list[str
     frame, cut = frame.iloc[pos], cut.iloc[pos]  # the same rows in any order train the same
     y = frame[label].to_numpy(dtype=float)
     if not np.isfinite(y).all():
-        raise ValueError(f"label {label!r} has {int((~np.isfinite(y)).sum())} null or infinite value(s)")
+        raise ValueError(f"label {label!r} has {int((~np.isfinite(y)).sum())} null or infinite "
+                         "value(s): fill the label window's revenue with 0 for users without any")
     if (y < 0).any():
         notes.append(f"{int((y < 0).sum())} negative label(s) (net refunds) clipped to 0")
         y = np.clip(y, 0.0, None)
@@ -330,9 +334,10 @@ def train_family(frame: pd.DataFrame, features: list[str], categorical: list[str
     cfg = {"max_rounds": max_rounds, "early_stopping_rounds": early_stopping_rounds,
            "fallback_rounds": fallback_rounds, "min_valid_rows": min_valid_rows}
     user = {k: v for k, v in (params or {}).items() if k not in _FIXED_KEYS}
-    meta = {"training_cutoffs": [d.date().isoformat() for d in days if valid_day is None or d < valid_day],
-            "validation_cutoff": valid_day.date().isoformat() if valid_day is not None else None,
-            "n_train_rows": int(train.sum()), "n_valid_rows": int((~train).sum()), "label": label}
+    meta: dict[str, Any] = {
+        "training_cutoffs": [d.date().isoformat() for d in days if valid_day is None or d < valid_day],
+        "validation_cutoff": valid_day.date().isoformat() if valid_day is not None else None,
+        "n_train_rows": int(train.sum()), "n_valid_rows": int((~train).sum()), "label": label}
 
     def lgb_params(kind: str, n: int) -> dict[str, Any]:
         return {**BASE_PARAMS, **size_params(n), "seed": seed, **OBJECTIVES[kind], **user}

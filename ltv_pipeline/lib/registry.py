@@ -125,6 +125,8 @@ def _atomic_write(path: Path, data: bytes) -> None:
 class ModelRegistry:
     """Versioned models by name, and one champion pointer with its history."""
 
+    fingerprint_frame = staticmethod(fingerprint_frame)
+
     def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)

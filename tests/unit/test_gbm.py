@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 
 import numpy as np
@@ -224,6 +225,14 @@ def test_pickle_round_trip_gives_identical_predictions(family, held_out):
     assert again["two_part"].best_iteration == family["two_part"].best_iteration
     assert again["hybrid"].features == [*FEATURES, *CATEGORICAL, "btyd_hint"]
     assert again["tweedie"].training_cutoffs == family["tweedie"].training_cutoffs
+
+
+def test_summary_is_json_for_manifests(family):
+    summary = json.loads(json.dumps(family["two_part"].summary()))
+    assert summary["best_iteration"] == family["two_part"].best_iteration
+    assert summary["params"]["classifier"]["objective"] == "binary"
+    assert summary["validation_cutoff"] == "2024-10-31" and summary["categorical"] == {"channel": 4}
+    assert summary["smearing"] == family["two_part"].smearing and summary["notes"]
 
 
 def test_max_rows_keeps_the_newest_cutoffs_whole_and_is_order_independent(train, held_out):
