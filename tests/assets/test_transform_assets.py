@@ -110,3 +110,10 @@ def test_transform_config_plans_from_as_of_or_the_last_transaction_date(ltv_home
     only = plan_for(TransformConfig(as_of="2024-03-31", horizon_days=30, n_origins=0,
                                     n_train_cutoffs=0), wh)
     assert only.all_cutoffs == (date(2024, 3, 31),)
+
+
+def test_transform_fails_clearly_before_any_load(ltv_home):
+    from ltv_pipeline.defs.transform.assets import data_span
+
+    with pytest.raises(dg.Failure, match="no raw.transactions"):
+        data_span(WarehouseResource(ltv_home=str(ltv_home)))

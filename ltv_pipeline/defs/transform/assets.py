@@ -11,6 +11,7 @@ from functools import cache
 from typing import Any
 
 import dagster as dg
+import duckdb
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 from pydantic import Field
 
@@ -76,13 +77,17 @@ class LtvDbtTranslator(DagsterDbtTranslator):
 def data_span(warehouse: WarehouseResource) -> tuple[date, date]:
     """First and last transaction dates, read with a connection closed before returning (dbt
     cannot lock the file while this process holds one)."""
-    with warehouse.connect(read_only=True) as con:
-        first, last = con.execute(
-            "select cast(min(ts) as date), cast(max(ts) as date) from raw.transactions"
-        ).fetchone()
-    if last is None:
+    try:
+        with warehouse.connect(read_only=True) as con:
+            row = con.execute(
+                "select cast(min(ts) as date), cast(max(ts) as date) from raw.transactions"
+            ).fetchone()
+    except (FileNotFoundError, duckdb.CatalogException) as exc:
+        raise dg.Failure(f"no raw.transactions in {warehouse.path}: load a source first "
+                         f"(ltv demo or the raw_tables asset) ({exc})") from exc
+    if row is None or row[1] is None:
         raise dg.Failure("raw.transactions is empty: load a source first (ltv demo or the raw_tables asset)")
-    return first, last
+    return row[0], row[1]
 
 
 def plan_for(config: TransformConfig, warehouse: WarehouseResource) -> cutoff_rules.CutoffPlan:
@@ -111,15 +116,20 @@ def mart_row_counts(
             "select table_name from information_schema.tables where table_schema = 'marts'"
         ).fetchall()}
         for mart in sorted(present & set(MARTS)):
-            total = con.execute(f"select count(*) from marts.{mart}").fetchone()[0]
+            total = _count(con, f"select count(*) from marts.{mart}")
             counts[mart] = {"dagster/row_count": total}
             if mart in PER_CUTOFF_MARTS and cutoffs:
                 horizon = f" and horizon_days = {int(horizon_days)}" if mart == "customer_labels" else ""
-                built = con.execute(
-                    f"select count(*) from marts.{mart} where cutoff_date in ({in_list}){horizon}"
-                ).fetchone()[0]
+                built = _count(
+                    con, f"select count(*) from marts.{mart} where cutoff_date in ({in_list}){horizon}"
+                )
                 counts[mart] |= {"rows_for_built_cutoffs": built, "built_cutoffs": cutoffs}
     return counts
+
+
+def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = con.execute(sql).fetchone()
+    return int(row[0]) if row else 0
 
 
 @cache
@@ -162,7 +172,8 @@ def build_dbt_assets() -> dg.AssetsDefinition:
             raise
         counts = mart_row_counts(warehouse_db, dbt_vars["cutoffs"], plan.horizon_days)
         for event in held:
-            extra = counts.get(_event_key(context, event).path[-1], {})
+            key = _event_key(context, event)
+            extra = counts.get(key.path[-1], {}) if key else {}
             if isinstance(event, dg.Output) and extra:
                 event = event.with_metadata({**event.metadata, **extra})
             yield event
