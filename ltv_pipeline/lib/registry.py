@@ -5,6 +5,8 @@ Layout under root (the caller passes LTV_HOME/models):
     <name>/v<N>/manifest.json    family, params, training cutoffs, feature service, data
                                  fingerprint, metrics, artifact sha256, created_at
     <name>/.lock                 fcntl lock serializing registrations of <name>
+    <name>/.last_version         the highest version ever issued: numbers are never reused,
+                                 even if a version directory is deleted by hand
     champion.json                the champion pointer, with the stack of earlier champions
     champion_history.jsonl       one line per promotion or rollback
 Versions increase per name (v1, v2, ...). A version is written into a temporary directory and
@@ -155,8 +157,13 @@ class ModelRegistry:
         data = pickle.dumps(model_obj, protocol=pickle.HIGHEST_PROTOCOL)  # fails before any write
         with self._lock(base / ".lock"):
             for stale in base.glob(".tmp-*"):  # left by a crashed writer: we hold the lock
-                shutil.rmtree(stale, ignore_errors=True)
-            version = max((v.version for v in self.list_versions(name)), default=0) + 1
+                if stale.is_dir():
+                    shutil.rmtree(stale)
+                else:
+                    stale.unlink()
+            counter = base / ".last_version"
+            last = int(counter.read_text()) if counter.is_file() else 0
+            version = max([last, *(v.version for v in self.list_versions(name))]) + 1
             manifest = _jsonable({
                 "name": name, "version": version, "ref": f"{name}/v{version}", "family": family,
                 "params": params, "training_cutoffs": list(training_cutoffs),
@@ -177,6 +184,7 @@ class ModelRegistry:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
             _fsync_dir(base)
+            _atomic_write(counter, str(version).encode())
         return ModelVersion(name, version, base / f"v{version}", manifest)
 
     def names(self) -> list[str]:

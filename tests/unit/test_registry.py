@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -38,6 +39,15 @@ def test_versions_increase_and_load_latest_or_specific(tmp_path: Path):
         reg.load("tweedie", 9)
     with pytest.raises(LookupError, match="no model named"):
         reg.load("unknown")
+
+
+def test_version_numbers_are_never_reused(tmp_path: Path):
+    reg = ModelRegistry(tmp_path)
+    for i in range(3):
+        _register(reg, i)
+    shutil.rmtree(tmp_path / "tweedie" / "v3")  # deleted by hand: "tweedie/v3" keeps its meaning
+    assert _register(reg, "new").ref == "tweedie/v4"
+    assert [v.version for v in reg.list_versions("tweedie")] == [1, 2, 4]
 
 
 def test_manifest_records_what_was_registered(tmp_path: Path):
@@ -128,7 +138,7 @@ def test_failed_registration_leaves_no_version(tmp_path: Path, monkeypatch: pyte
     with pytest.raises(OSError, match="No space"):
         _register(reg, "half")
     assert [v.ref for v in reg.list_versions("tweedie")] == ["tweedie/v1"]
-    assert sorted(p.name for p in (tmp_path / "tweedie").iterdir()) == [".lock", "v1"]
+    assert sorted(p.name for p in (tmp_path / "tweedie").iterdir()) == [".last_version", ".lock", "v1"]
 
 
 def test_crash_mid_write_leaves_no_partial_version(tmp_path: Path):
