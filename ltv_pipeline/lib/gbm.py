@@ -26,8 +26,8 @@ stopping on the member's own metric); it is never a training row and never a ran
 When it has fewer than min_valid_rows rows or no positive label (or there is one cutoff), a
 member trains a fixed fallback_rounds and says so in its notes. Space training cutoffs at least
 H apart, or the newest training labels overlap the validation window and stopping is a little
-optimistic. Frames past max_rows keep the newest cutoffs whole and sample the older ones by a
-hash of (user_id, cutoff, seed): deterministic and independent of row order.
+optimistic. Past max_rows training rows, the newest cutoffs stay whole and the older ones are
+sampled by a hash of (user_id, cutoff, seed): deterministic and independent of row order.
 
 Categorical features are strings with a category list fixed at training; at prediction unseen
 values become NaN (LightGBM's missing branch), so training and scoring never disagree.
@@ -187,26 +187,28 @@ def _matrix(frame: pd.DataFrame, features: list[str], categories: dict[str, list
 
 def _bound_rows(frame: pd.DataFrame, cut: pd.Series, max_rows: int, seed: int, id_col: str,
                 notes: list[str]) -> np.ndarray:
-    """Boolean mask of rows to keep: newest cutoffs whole, older ones sampled by hash."""
+    """Boolean mask of rows to keep: at most max_rows training rows, the newest training cutoffs
+    whole and the older ones sampled by hash; the validation cutoff is whole and not counted."""
     keep = np.ones(len(frame), dtype=bool)
-    if len(frame) <= max_rows:
+    counts = cut.value_counts().sort_index(ascending=False)  # newest first
+    whole: list[pd.Timestamp] = list(counts.index[:1]) if len(counts) > 1 else []
+    if len(frame) - counts.iloc[:len(whole)].sum() <= max_rows:
         return keep
-    whole: list[pd.Timestamp] = []
     budget = max_rows
-    for day, n in cut.value_counts().sort_index(ascending=False).items():
-        if whole and n > budget:
+    for day, n in counts.iloc[len(whole):].items():
+        if n > budget:
             break
         whole.append(day)
         budget -= n
     older = ~cut.isin(whole).to_numpy()
-    frac = max(budget, 0) / older.sum()
+    frac = budget / older.sum()
     key = frame[id_col] if id_col in frame.columns else frame.index.to_series()
     h = pd.util.hash_pandas_object(pd.DataFrame({"k": key.astype(str).to_numpy(),
                                                  "c": cut.astype(str).to_numpy()}),
                                    index=False, hash_key=f"ltvgbm{seed % 10**10:010d}")
     keep[older] = (h.to_numpy()[older] / 2.0**64) < frac
-    notes.append(f"{len(frame)} rows > max_rows {max_rows}: kept {len(whole)} newest cutoff(s) "
-                 f"whole and {frac:.1%} of the {int(older.sum())} rows of older cutoffs")
+    notes.append(f"training rows > max_rows {max_rows}: kept {len(whole)} newest cutoff(s) whole "
+                 f"(validation included) and {frac:.1%} of the {int(older.sum())} older rows")
     return keep
 
 
