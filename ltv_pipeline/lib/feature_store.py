@@ -112,7 +112,9 @@ def export_columns(view: FeatureView) -> list[str]:
     """The SELECT list that turns the view's mart into its source: keys, the event timestamp of
     the cutoff, the cutoff marker and every feature cast to its declared type."""
     cols = [f"cast({JOIN_KEY} as varchar) as {JOIN_KEY}",
-            f"cast(cutoff_date as timestamp) + interval 1 day - interval 1 microsecond as {TIMESTAMP}"]
+            # tz-aware UTC: Feast's file store otherwise converts it row by row in Python.
+            "(cast(cutoff_date as timestamp) + interval 1 day - interval 1 microsecond) "
+            f"at time zone 'UTC' as {TIMESTAMP}"]
     marker = view.tags[CUTOFF_TAG]
     for field in view.features:
         if field.name == marker:
@@ -282,7 +284,7 @@ def materialize_online(store: FeatureStore, as_of: date | str) -> dict[str, int]
     per user; users absent from that cutoff keep what they had, and online_features reports
     their older cutoff). Returns rows written per view. Raises ValueError when the export has
     no row for the cutoff."""
-    stamp = cutoff_timestamp(as_of).tz_convert(None).to_pydatetime()
+    stamp = cutoff_timestamp(as_of).to_pydatetime()
     written: dict[str, int] = {}
     for view in store.list_feature_views():
         path = store.config.repo_path / view.batch_source.path

@@ -126,7 +126,9 @@ def test_export_writes_typed_parquet_with_end_of_day_timestamps_atomically(ltv_h
     table = pq.read_table(dest)
     assert str(table.schema.field("top_weekday").type) == "int64"
     assert str(table.schema.field("user_id").type) == "string"
-    assert table.column("event_timestamp")[0].as_py() == pd.Timestamp("2025-06-30 23:59:59.999999")
+    assert str(table.schema.field("event_timestamp").type) == "timestamp[us, tz=UTC]"
+    assert table.column("event_timestamp")[0].as_py() == fs.cutoff_timestamp(D0)
+    assert fs.cutoff_timestamp(D0) == pd.Timestamp("2025-06-30 23:59:59.999999", tz="UTC")
     assert table.column("feature_cutoff_date")[0].as_py() == "2025-06-30"
 
     with duckdb.connect(str(warehouse)) as con:  # a mart missing a column cannot be exported
