@@ -1,15 +1,11 @@
-"""The Feast feature store of ltv_pipeline: mart exports, registry, training frames, online store.
+"""The Feast feature store (no Dagster imports): mart exports, registry, training frames, online.
 
-No Dagster imports. The Feast objects live in feature_repo/ (entities, data sources, feature
-views, services); the stores live under LTV_HOME/feast: registry.db, online_store.db and
-data/<mart>.parquet, the exports the FileSources read.
-
-Time convention (feature_repo/data_sources.py): the row of cutoff D carries the event timestamp
-cutoff_timestamp(D) = D + 1 day - 1 microsecond (UTC), the last instant of D's history. Entity
-rows for cutoff D use the same instant, so a point-in-time lookup returns the row of D and never
-a later one. Every feature view also carries a cutoff marker field (its "cutoff_field" tag):
-retrieval compares it with the requested cutoff and raises StaleFeaturesError rather than hand
-out an older cutoff's row that ttl would otherwise let through.
+The Feast objects live in feature_repo/; the stores under LTV_HOME/feast (registry.db,
+online_store.db, data/<mart>.parquet). Time convention (feature_repo/data_sources.py): the row of
+cutoff D has the event timestamp cutoff_timestamp(D) = D + 1 day - 1 microsecond UTC, the last
+instant of D's history; entity rows for cutoff D use that instant, so a point-in-time lookup gets
+the row of D and never a later one. Each view also has a cutoff marker field (tag cutoff_field):
+retrieval checks it and raises StaleFeaturesError instead of serving an older cutoff's row.
 """
 
 from __future__ import annotations
@@ -94,7 +90,10 @@ def repo_objects() -> list[object]:
         sys.path.insert(0, path)
     found: list[object] = []
     for name in REPO_MODULES:
-        for value in vars(importlib.import_module(name)).values():
+        module = importlib.import_module(name)
+        if Path(module.__file__).parent != settings.FEATURE_REPO_DIR:
+            raise ImportError(f"module {name!r} comes from {module.__file__}, not feature_repo/")
+        for value in vars(module).values():
             if isinstance(value, FEAST_KINDS) and not any(value is seen for seen in found):
                 found.append(value)
     return found
@@ -135,7 +134,8 @@ def export_mart(warehouse_path: Path, view: FeatureView, dest: Path) -> int:
     query = f"select {', '.join(export_columns(view))} from {mart} order by cutoff_date, {JOIN_KEY}"
     try:
         with warehouse.connect(warehouse_path, read_only=True) as con:
-            con.execute(f"copy ({query}) to '{_sql_str(tmp)}' (format parquet, compression zstd)")
+            target = str(tmp).replace("'", "''")
+            con.execute(f"copy ({query}) to '{target}' (format parquet, compression zstd)")
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
@@ -231,6 +231,8 @@ def training_frame(store: FeatureStore, entity_df: pd.DataFrame,
     if clash:
         raise ValueError(f"entity_df has columns named like features: {clash}")
     unique = keys.drop_duplicates(ignore_index=True)
+    if unique.empty:
+        raise ValueError("entity_df has no rows")
     # Feast 0.67's file offline store de-duplicates and reorders entity rows, and drops those
     # whose user has only later rows (instead of returning nulls): join back on both keys.
     got = store.get_historical_features(entity_df=unique, features=list(plan.refs)).to_df()
@@ -240,7 +242,8 @@ def training_frame(store: FeatureStore, entity_df: pd.DataFrame,
         raise RuntimeError("Feast returned more than one row for an entity row")
     joined = keys.merge(got, on=[JOIN_KEY, TIMESTAMP], how="left", validate="many_to_one")
     expected = (joined[TIMESTAMP] + pd.Timedelta(microseconds=1) - pd.Timedelta(days=1)).dt.strftime("%Y-%m-%d")
-    _check_markers(joined, markers, expected)
+    _check_markers(joined, markers, expected, "that cutoff is not in the export; build it with "
+                   "dbt, then re-export (the feast_registry asset)")
     out = _typed(joined[names].copy(), plan).drop(columns=list(markers))
     result = pd.concat([entity_df.reset_index(drop=True), out], axis=1)
     result.index = entity_df.index
@@ -267,16 +270,13 @@ def _entity_keys(entity_df: pd.DataFrame) -> pd.DataFrame:
                          TIMESTAMP: stamps.astype("datetime64[us, UTC]").to_numpy()})
 
 
-def _check_markers(frame: pd.DataFrame, markers: Sequence[str], expected: pd.Series | str) -> None:
+def _check_markers(frame: pd.DataFrame, markers: Sequence[str], expected: pd.Series | str, fix: str) -> None:
     for marker in markers:
-        found = frame[marker]
-        stale = found.notna() & (found != expected)
+        stale = frame[marker].notna() & (frame[marker] != expected)
         if stale.any():
             sample = frame.loc[stale, [JOIN_KEY, marker]].head(3).to_dict("records")
-            raise StaleFeaturesError(
-                f"{int(stale.sum())} row(s) matched an older cutoff's features ({marker}), e.g. "
-                f"{sample}: the requested cutoff is missing from the export. Build it with dbt and "
-                f"re-export (the feast_registry asset).")
+            raise StaleFeaturesError(f"{int(stale.sum())} row(s) hold features of another cutoff than "
+                                     f"the one requested ({marker}), e.g. {sample}: {fix}")
 
 
 def materialize_online(store: FeatureStore, as_of: date | str) -> dict[str, int]:
@@ -319,10 +319,7 @@ def online_features(store: FeatureStore, user_ids: Iterable[str],
             columns[name] = np.array(values, dtype=object)
     frame = pd.DataFrame(columns)
     if as_of is not None:
-        _check_markers(frame, plan.markers, pd.Timestamp(as_of).strftime("%Y-%m-%d"))
+        _check_markers(frame, plan.markers, pd.Timestamp(as_of).strftime("%Y-%m-%d"),
+                       f"materialize the online store as of {as_of} (the online_features asset)")
     return frame
-
-
-def _sql_str(path: Path) -> str:
-    return str(path).replace("'", "''")
 
