@@ -102,8 +102,14 @@ def test_feature_store_yaml_substitutes_ltv_home_and_holds_no_secret(tmp_path):
     assert config.registry.path == str(tmp_path / "home" / "feast" / "registry.db")
     assert config.online_store.path == str(tmp_path / "home" / "feast" / "online_store.db")
     assert config.repo_path == tmp_path / "home" / "feast"
-    text = (settings.FEATURE_REPO_DIR / "feature_store.yaml").read_text()
-    assert not {"password", "token", "secret"} & set(str(yaml.safe_load(text)).lower().split("'"))
+    def keys(node):
+        for key, value in node.items():
+            yield key
+            yield from keys(value) if isinstance(value, dict) else ()
+
+    raw = yaml.safe_load((settings.FEATURE_REPO_DIR / "feature_store.yaml").read_text())
+    assert raw["project"] == "ltv" and raw["online_store"]["type"] == "sqlite"
+    assert not set(keys(raw)) & {"password", "token", "secret", "client_secret", "username"}
 
 
 @pytest.mark.parametrize("view", ["customer_features", "customer_btyd_summary"])
