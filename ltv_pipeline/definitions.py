@@ -3,7 +3,7 @@
 import dagster as dg
 
 from ltv_pipeline import settings
-from ltv_pipeline.defs import ingest, jobs, transform
+from ltv_pipeline.defs import features, ingest, jobs, quality, training, transform
 from ltv_pipeline.defs.resources import shared_resources
 
 settings.ensure_home()  # LTV_HOME and DAGSTER_HOME absolute and exported for EnvVar and dbt
@@ -11,6 +11,9 @@ settings.ensure_home()  # LTV_HOME and DAGSTER_HOME absolute and exported for En
 defs = dg.Definitions.merge(
     ingest.defs,
     transform.defs,
+    quality.defs,
+    features.defs,
+    training.defs,
     jobs.defs,
     dg.Definitions(resources=shared_resources()),
 )

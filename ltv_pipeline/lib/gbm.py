@@ -55,12 +55,13 @@ OBJECTIVES: dict[str, dict[str, Any]] = {
 OBJECTIVES["hybrid"] = OBJECTIVES["tweedie"]
 _FIXED_KEYS = ("objective", "alpha", "metric")  # what makes a member; params cannot override
 BASE_PARAMS: dict[str, Any] = {
-    "learning_rate": 0.05, "feature_fraction": 0.9, "bagging_fraction": 0.8, "bagging_freq": 1,
+    "learning_rate": 0.1, "feature_fraction": 0.8, "bagging_fraction": 0.8, "bagging_freq": 1,
+    "max_bin": 63,
     "lambda_l2": 1.0, "num_threads": 2, "deterministic": True, "force_row_wise": True,
     "verbosity": -1,
 }
 MAX_ROWS, MAX_ROUNDS, EARLY_STOPPING_ROUNDS, FALLBACK_ROUNDS, MIN_VALID_ROWS = (
-    2_000_000, 500, 30, 100, 30)
+    2_000_000, 300, 20, 100, 30)
 
 
 def size_params(n_rows: int) -> dict[str, Any]:
