@@ -25,12 +25,15 @@ user_days as (
 purchase_days as (
 
     -- lifetimes' summary_data_from_transaction_data(freq="D", observation_period_end=D):
-    -- one value per purchase day (the day's net total), days before D + 1 day only.
+    -- one value per purchase day, days before D + 1 day only. The value is the day's net
+    -- total (purchases minus refunds that day), floored at 0: a refund larger than the day's
+    -- purchases returns an earlier order and never makes a purchase day worth less than
+    -- nothing (Gamma-Gamma needs non-negative spend).
     select
         cutoffs.cutoff_date,
         user_days.user_id,
         user_days.activity_date,
-        user_days.revenue,
+        case when user_days.revenue > 0 then user_days.revenue else 0 end as day_value,
         user_days.is_first_purchase_day,
         user_days.transaction_last_ts
     from cutoffs
@@ -49,7 +52,7 @@ aggregated as (
         min(purchase_days.activity_date) as first_purchase_date,
         max(purchase_days.activity_date) as last_purchase_date,
         -- The first purchase day ever is the first before any later cutoff too.
-        sum(case when purchase_days.is_first_purchase_day then 0 else purchase_days.revenue end)
+        sum(case when purchase_days.is_first_purchase_day then 0 else purchase_days.day_value end)
             as repeat_revenue,
         max(purchase_days.transaction_last_ts) as max_source_ts
     from purchase_days
