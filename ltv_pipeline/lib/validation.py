@@ -12,6 +12,8 @@ from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ltv_pipeline.lib.errors import InputError, sample
 from ltv_pipeline.lib.schema import CONTRACTS, EVENT_NAMES
@@ -22,6 +24,12 @@ FALSE = {"false", "f", "0", "no", "n", ""}
 MAX_BAD_SHARE = 0.5
 # Amounts above this multiple of the 99th percentile are implausible (unit or typing errors).
 OUTLIER_FACTOR = 1000.0
+# Ids written as numbers: digits ("12"), an integer as a float ("12.0"), or in a spreadsheet's
+# scientific notation ("1.23457E+11": always an explicit "+", which no text or hex id has).
+NUMERIC_ID = r"^[+-]?\d+(\.\d+)?([eE]\+\d+)?$"
+INTEGRAL_DECIMAL = r"^[+-]?\d+\.0+$"
+SCIENTIFIC = r"^[+-]?\d+(\.\d+)?[eE]\+\d+$"
+ID_PROBE_SIZE = 10_000
 
 
 class _Rows:
@@ -45,12 +53,28 @@ def _check_share(file, column, bad: np.ndarray, raw: pd.Series, what: str) -> No
         raise _file_error(file, column, f"{what} in {bad.sum():,} of {n:,} rows", raw[bad].head(5))
 
 
+def _matches(text: pa.Array, regex: str) -> np.ndarray:
+    return pc.fill_null(pc.match_substring_regex(text, regex), False).to_numpy(zero_copy_only=False)
+
+
 def _ids(df, col, file, rows: _Rows, required: bool) -> pd.Series:
     s = df[col]
     if pd.api.types.is_float_dtype(s):  # 12.0 read from a numeric column means "12"
         s = s.map(lambda v: None if pd.isna(v) else (str(int(v)) if v.is_integer() else str(v)))
     s = s.astype("string").str.strip()
     s = s.where(s != "")
+    # Ids of mixed types: a float-typed export or a spreadsheet writes the id 12 as "12.0", or as
+    # "1.2E+11" once it is long (its digits are gone: the row cannot be kept). Only judged in a
+    # numeric id column (mostly numbers, judged on an evenly spaced sample).
+    probe = s.iloc[:: max(1, len(s) // ID_PROBE_SIZE)].dropna()
+    if len(probe) and probe.str.fullmatch(NUMERIC_ID).mean() > MAX_BAD_SHARE:
+        text = pa.array(s.to_numpy(dtype=object, na_value=None), type=pa.string())
+        integral = _matches(text, INTEGRAL_DECIMAL)
+        if integral.any():
+            s = s.mask(integral, s.str.replace(r"\.0+$", "", regex=True))
+        sci = _matches(text, SCIENTIFIC)
+        _check_share(file, col, sci, df[col], "holds ids in scientific notation (digits lost)")
+        rows.reject(sci, f"{col} in scientific notation (digits lost)")
     if required:
         rows.reject(s.isna(), f"missing {col}")
     return s

@@ -93,6 +93,34 @@ def test_numeric_user_ids_are_read_as_strings():
     assert reasons(bad) == ["missing user_id"]
 
 
+def test_ids_of_mixed_types_name_the_same_user():
+    # one export wrote 12, another 12.0 (a float column), a third padded it with spaces
+    frame = tx(user_id=["12", "12.0", " 12 "])
+    clean, bad = validate_table("transactions", frame, "tx.csv", now=NOW)
+    assert bad.empty and list(clean["user_id"]) == ["12", "12", "12"]
+    mixed = tx(user_id=[12, 12.0, "12"])  # an object column as a DataFrame source hands it over
+    clean, _ = validate_table("transactions", mixed, "tx", now=NOW)
+    assert list(clean["user_id"]) == ["12", "12", "12"]
+
+
+def test_numeric_ids_in_scientific_notation_lost_digits():
+    frame = tx(user_id=["123456789012", "1.23457E+11", "123456789013"])
+    clean, bad = validate_table("transactions", frame, "tx.csv", now=NOW)
+    assert list(clean["user_id"]) == ["123456789012", "123456789013"]
+    assert reasons(bad) == ["user_id in scientific notation (digits lost)"]
+    assert bad["user_id"].iloc[0] == "1.23457E+11"  # kept as given
+    mostly = tx(user_id=["1.23457E+11", "1.23457E+11", "5"])
+    with pytest.raises(InputError, match=r"tx\.csv: column 'user_id' holds ids in scientific "
+                                         r"notation.*2 of 3 rows; sample: '1\.23457E\+11'"):
+        validate_table("transactions", mostly, "tx.csv", now=NOW)
+
+
+def test_text_ids_that_look_like_numbers_are_kept_as_given():
+    frame = tx(user_id=["3e45", "a9f3", "1e10"])  # hex-like ids: not a numeric id column
+    clean, bad = validate_table("transactions", frame, "tx.csv", now=NOW)
+    assert bad.empty and list(clean["user_id"]) == ["3e45", "a9f3", "1e10"]
+
+
 def test_timezone_aware_timestamps_become_utc():
     frame = tx(ts=["2025-01-01T10:00:00+02:00", "2025-01-01T10:00:00Z", "2025-01-01"])
     clean, _ = validate_table("transactions", frame, "tx.csv", now=NOW)
