@@ -173,6 +173,8 @@ def validate_table(
             out[col] = _bools(df, col, file, rows)
         else:
             out[col] = _strings(df, col)
+            if required:
+                rows.reject(out[col].isna(), f"missing {col}")
     _table_rules(table, out, rows, known_currencies, base_currency)
     out["_row"] = np.arange(1, len(df) + 1)
     bad = pd.notna(rows.reason)
