@@ -35,8 +35,6 @@ def run_job(job_name: str, run_config: dict[str, Any], tags: dict[str, str] | No
 
 
 def demo(args: argparse.Namespace) -> int:
-    from ltv_pipeline.lib import warehouse
-
     home = settings.ensure_home()
     progress(f"LTV_HOME={home}; source={args.source}")
     t0 = time.perf_counter()
@@ -53,14 +51,40 @@ def demo(args: argparse.Namespace) -> int:
     }
     result = run_job("full_pipeline_job", run_config, tags={"ltv/command": "demo"})
     progress(f"run {result.run_id} finished in {time.perf_counter() - t0:.1f} s")
-    raw = warehouse.table_counts(settings.warehouse_path(), "raw")
-    bad = warehouse.table_counts(settings.warehouse_path(), "quarantine")
-    print(f"warehouse: {settings.warehouse_path()}")
-    print(f"{'table':<14}{'raw rows':>12}{'quarantined':>13}")
-    for table, n in raw.items():
-        print(f"{table:<14}{n:>12,}{bad[table]:>13,}")
-    print(f"Dagster run {result.run_id}: see it with `make ui` (DAGSTER_HOME={settings.dagster_home()})")
+    print_outputs(result.run_id)
     return EXIT_OK
+
+
+def print_outputs(run_id: str) -> None:
+    """Where the outputs are: warehouse tables, marts, registered models, Feast, the run."""
+    from ltv_pipeline.lib import warehouse
+    from ltv_pipeline.lib.registry import ModelRegistry
+
+    path = settings.warehouse_path()
+    raw, bad = warehouse.table_counts(path, "raw"), warehouse.table_counts(path, "quarantine")
+    print(f"warehouse: {path}")
+    print(f"  {'raw table':<24}{'rows':>12}{'quarantined':>13}")
+    for table, n in raw.items():
+        print(f"  {table:<24}{n:>12,}{bad[table]:>13,}")
+    with warehouse.connect(path, read_only=True) as con:
+        marts = con.execute(
+            "select table_name, estimated_size from duckdb_tables() where schema_name = 'marts' "
+            "order by table_name"
+        ).fetchall()
+    if marts:
+        print(f"  {'mart (schema marts)':<24}{'rows':>12}")
+        for name, rows in marts:
+            print(f"  {name:<24}{rows:>12,}")
+    registry = ModelRegistry(settings.model_registry_dir())
+    if registry.names():
+        print(f"models: {registry.root}")
+        for name in registry.names():
+            version = registry.version(name)
+            print(f"  {version.ref:<24}{version.manifest['family']:<10}"
+                  f"trained on {', '.join(version.manifest['training_cutoffs'][-3:])}")
+    if (settings.feast_dir() / "registry.db").exists():
+        print(f"feature store: {settings.feast_dir()} (feature_repo/ applied)")
+    print(f"Dagster run {run_id}: see it with `make ui` (DAGSTER_HOME={settings.dagster_home()})")
 
 
 def generate(args: argparse.Namespace) -> int:
