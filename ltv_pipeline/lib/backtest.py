@@ -1,0 +1,253 @@
+"""Rolling-origin backtests of every candidate model (pure: no Dagster, no I/O).
+
+At each origin O (horizon H) a candidate is trained only on what was known at O and scored on
+the customers with history at O against their realised value in [O + 1 day, O + 1 day + H):
+  - BTYD (bgnbd_gg, pareto_gg, mbgnbd_gg): fitted on the BTYD summary at O (history < O + 1).
+  - LightGBM members (gbm_tweedie, gbm_l2, gbm_l1, gbm_two_part, gbm_hybrid): trained on the
+    supervised frame stacked over training cutoffs C with C + H <= O (their label windows end by
+    O), the newest `max_train_cutoffs` of them, exactly as the final model is trained; rows of
+    any later cutoff are dropped here whatever the caller passes. p10/p90 of the quantile
+    members attach to every GBM point forecast (interval coverage).
+  - historical_rate (baseline): each customer's past net revenue per day of tenure times H,
+    rate = revenue_total / max(T + 1, MIN_TENURE_DAYS) (a customer first seen yesterday is not
+    extrapolated from one day).
+  - blend: non-negative least squares weights over the point candidates, fitted on the stacked
+    out-of-sample predictions of EARLIER origins only (never the origin it is scored on);
+    absent at the first origin.
+Metrics per (model, origin) come from lib/metrics.evaluate(on_undefined="omit").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import nnls
+
+from ltv_pipeline.lib import gbm, metrics, training
+
+BTYD_CANDIDATES = tuple(f"{m}_gg" for m in training.BTYD_COUNT_MODELS)
+GBM_POINT = ("tweedie", "l2", "l1", "two_part", "hybrid")
+BASELINE, BLEND = "historical_rate", "blend"
+MIN_TENURE_DAYS = 30
+TENURE_BUCKETS = (0, 30, 90, 180, 365, 730, np.inf)
+
+
+@dataclass
+class OriginData:
+    """What one origin's backtest needs. summary: user_id, frequency, recency, T,
+    monetary_value, revenue_total at the origin. labels: user_id, value (complete windows).
+    train_frame: training.model_frame rows (features, HYBRID_FEATURES, value) over cutoffs
+    before the origin; score_frame: the same columns without value at the origin."""
+
+    origin: date
+    summary: pd.DataFrame
+    labels: pd.DataFrame
+    train_frame: pd.DataFrame | None = None
+    score_frame: pd.DataFrame | None = None
+
+
+@dataclass
+class BacktestConfig:
+    horizon_days: int
+    features: list[str] = field(default_factory=list)
+    categorical: list[str] = field(default_factory=list)
+    max_train_cutoffs: int = 3
+    max_rows: int = gbm.MAX_ROWS
+    seed: int = 0
+
+
+@dataclass
+class BacktestResult:
+    metrics: pd.DataFrame  # model, origin, metric, value
+    predictions: dict[str, pd.DataFrame]  # origin ISO -> user_id, T, actual, <model>..., p10, p90
+    notes: list[str]
+    blend_weights: dict[str, dict[str, float]]  # origin ISO -> member -> weight
+
+    def pivot(self) -> pd.DataFrame:
+        return pivot(self.metrics)
+
+    def models_at(self, origin: str) -> list[str]:
+        return sorted(self.metrics.loc[self.metrics["origin"] == origin, "model"].unique())
+
+
+@dataclass
+class Blend:
+    """A registered blend: value = sum of weights[m] * member m's forecast; refs name the
+    registry versions of the members it was built from."""
+
+    weights: dict[str, float]
+    refs: dict[str, str] = field(default_factory=dict)
+
+    def combine(self, forecasts: dict[str, np.ndarray]) -> np.ndarray:
+        missing = sorted(set(self.weights) - set(forecasts))
+        if missing:
+            raise ValueError(f"blend needs forecasts of {missing}; got {sorted(forecasts)}")
+        return sum(w * np.asarray(forecasts[m], dtype=float) for m, w in self.weights.items())
+
+
+def training_rows(frame: pd.DataFrame, origin: date, horizon_days: int,
+                  max_train_cutoffs: int) -> pd.DataFrame:
+    """Rows of cutoffs C with C + H <= origin, the newest max_train_cutoffs cutoffs only."""
+    cut = pd.to_datetime(frame["cutoff_date"]).dt.date
+    allowed = sorted(c for c in cut.unique() if (origin - c).days >= horizon_days)
+    return frame[cut.isin(allowed[-max_train_cutoffs:]).to_numpy()]
+
+
+def historical_rate(summary: pd.DataFrame, horizon_days: int) -> np.ndarray:
+    tenure = np.maximum(summary["T"].to_numpy(float) + 1.0, MIN_TENURE_DAYS)
+    revenue = np.clip(summary["revenue_total"].to_numpy(float), 0.0, None)
+    return revenue / tenure * horizon_days
+
+
+def _gbm_predictions(data: OriginData, cfg: BacktestConfig, notes: list[str]) -> pd.DataFrame | None:
+    tag = data.origin.isoformat()
+    if data.train_frame is None or data.score_frame is None or not cfg.features:
+        notes.append(f"{tag}: no supervised frames: LightGBM candidates absent")
+        return None
+    frame = training_rows(data.train_frame, data.origin, cfg.horizon_days, cfg.max_train_cutoffs)
+    cutoffs = sorted(pd.to_datetime(frame["cutoff_date"]).dt.date.unique())
+    why = training.supervised_note(cutoffs, len(frame))
+    if why:
+        notes.append(f"{tag}: LightGBM candidates absent: {why}")
+        return None
+    hybrid = [f for f in training.HYBRID_FEATURES if f in frame.columns]
+    family = gbm.train_family(frame, cfg.features, cfg.categorical, hybrid_features=hybrid or None,
+                              max_rows=cfg.max_rows, seed=cfg.seed)
+    pred = gbm.predict(family, data.score_frame, id_cols=("user_id",))
+    out = pd.DataFrame({"user_id": pred["user_id"].astype(str),
+                        "p10": pred["p10"], "p90": pred["p90"]})
+    for member in GBM_POINT:
+        if member in family:
+            out[f"gbm_{member}"] = pred[f"pred_{member}"].to_numpy()
+    return out
+
+
+def origin_predictions(data: OriginData, cfg: BacktestConfig) -> tuple[pd.DataFrame, list[str]]:
+    """One row per customer with history at the origin and a complete label: user_id, T,
+    actual and one column per candidate (p10/p90 when the GBM family trained)."""
+    notes: list[str] = []
+    summary = data.summary.assign(user_id=data.summary["user_id"].astype(str))
+    labels = data.labels.assign(user_id=data.labels["user_id"].astype(str))
+    base = summary.merge(labels[["user_id", "value"]], on="user_id", how="inner", validate="one_to_one")
+    if base.empty:
+        raise ValueError(f"origin {data.origin}: no customer has both history and a complete label")
+    out = pd.DataFrame({"user_id": base["user_id"], "T": base["T"].astype(float),
+                        "actual": base["value"].astype(float)})
+    for name, model in training.fit_btyd_models(summary, data.origin).items():
+        out[name] = model.predict(base, cfg.horizon_days)["predicted_value"].to_numpy()
+    out[BASELINE] = historical_rate(base, cfg.horizon_days)
+    sup = _gbm_predictions(data, cfg, notes)
+    if sup is not None:
+        out = out.merge(sup, on="user_id", how="left", validate="one_to_one")
+        missing = out["gbm_tweedie"].isna() if "gbm_tweedie" in out else pd.Series(False)
+        if missing.any():
+            raise ValueError(f"origin {data.origin}: {int(missing.sum())} customer(s) lack "
+                             "supervised features at the origin, e.g. "
+                             f"{out.loc[missing, 'user_id'].head(3).tolist()}")
+    return out.reset_index(drop=True), notes
+
+
+def candidates(pred: pd.DataFrame) -> list[str]:
+    return [c for c in pred.columns if c not in ("user_id", "T", "actual", "p10", "p90")]
+
+
+def fit_blend(stacked: pd.DataFrame, members: list[str]) -> dict[str, float]:
+    """NNLS weights of members' forecasts against actual over the stacked rows."""
+    A = stacked[members].to_numpy(float)
+    w, _ = nnls(A, stacked["actual"].to_numpy(float))
+    return {m: float(x) for m, x in zip(members, w) if x > 0}
+
+
+def blend_plan(history: list[pd.DataFrame], available: list[str]) -> tuple[list[str], list[pd.DataFrame]]:
+    """(members, frames to fit on) from earlier origins' predictions: every available point
+    candidate over the earlier origins that have all of them; else the candidates common to
+    every earlier origin over all of them."""
+    point = [m for m in available if m not in (BASELINE, BLEND)]
+    full = [h for h in history if set(point) <= set(h.columns)]
+    if full:
+        return point, full
+    common = [m for m in point if all(m in h.columns for h in history)]
+    return (common, history) if common and history else ([], [])
+
+
+def evaluate_origin(pred: pd.DataFrame, origin: str) -> pd.DataFrame:
+    rows = []
+    interval = {"p10": pred["p10"], "p90": pred["p90"]} if "p10" in pred and pred["p10"].notna().all() else {}
+    for model in candidates(pred):
+        kw = interval if model.startswith("gbm_") else {}
+        for metric, value in metrics.evaluate(pred["actual"], pred[model], **kw,
+                                              on_undefined="omit").items():
+            rows.append({"model": model, "origin": origin, "metric": metric, "value": value})
+    return pd.DataFrame(rows, columns=["model", "origin", "metric", "value"])
+
+
+def run_backtest(origins: list[OriginData], cfg: BacktestConfig) -> BacktestResult:
+    """Every origin in date order; the blend at an origin is fitted on earlier origins only."""
+    preds, notes, weights, tables, history = {}, [], {}, [], []
+    for data in sorted(origins, key=lambda d: d.origin):
+        tag = data.origin.isoformat()
+        pred, n = origin_predictions(data, cfg)
+        notes += n
+        members, fit_on = blend_plan(history, candidates(pred))
+        history.append(pred[["actual", *candidates(pred)]])
+        if members:
+            w = fit_blend(pd.concat([f[["actual", *members]] for f in fit_on]), members)
+            if w:
+                pred[BLEND] = Blend(w).combine({m: pred[m] for m in w})
+                weights[tag] = w
+        else:
+            notes.append(f"{tag}: no blend (no earlier origin to fit its weights on)")
+        preds[tag] = pred
+        tables.append(evaluate_origin(pred, tag))
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(
+        columns=["model", "origin", "metric", "value"])
+    return BacktestResult(table, preds, notes, weights)
+
+
+def final_blend(result: BacktestResult, registered: list[str]) -> dict[str, float]:
+    """Blend weights for the scoring date: fitted on every origin's out-of-sample predictions,
+    over the registered point candidates."""
+    members, fit_on = blend_plan(list(result.predictions.values()),
+                                 [m for m in registered if m not in (BASELINE, BLEND)])
+    if not members:
+        return {}
+    return fit_blend(pd.concat([f[["actual", *members]] for f in fit_on]), members)
+
+
+def pivot(table: pd.DataFrame) -> pd.DataFrame:
+    """model x metric: mean over the origins the model has, plus n_origins."""
+    if table.empty:
+        return pd.DataFrame(columns=["model", "n_origins"])
+    wide = table.pivot_table(index="model", columns="metric", values="value", aggfunc="mean")
+    wide["n_origins"] = table.groupby("model")["origin"].nunique()
+    return wide.reset_index()
+
+
+def decile_calibration(pred: pd.DataFrame, model: str) -> pd.DataFrame:
+    return metrics.decile_table(pred["actual"], pred[model])
+
+
+def gains(pred: pd.DataFrame, model: str, points: int = 51) -> pd.DataFrame:
+    """Gains curve of model and of the perfect order, on an even grid of customer shares."""
+    grid = np.linspace(0, 1, points)
+    curve = metrics.gains_curve(pred["actual"], pred[model])
+    best = metrics.gains_curve(pred["actual"], pred["actual"])
+    return pd.DataFrame({"share_customers": grid,
+                         model: np.interp(grid, curve["share_customers"], curve["share_value"]),
+                         "perfect": np.interp(grid, best["share_customers"], best["share_value"]),
+                         "random": grid})
+
+
+def error_by_age(pred: pd.DataFrame, models: list[str]) -> pd.DataFrame:
+    """MAE per tenure bucket (days since the first purchase at the origin) per model."""
+    edges = list(TENURE_BUCKETS)
+    labels = [f"{int(lo)}-{int(hi) - 1}" if np.isfinite(hi) else f"{int(lo)}+"
+              for lo, hi in zip(edges[:-1], edges[1:])]
+    bucket = pd.cut(pred["T"], edges, right=False, labels=labels)
+    err = pd.DataFrame({m: (pred[m] - pred["actual"]).abs() for m in models})
+    out = err.groupby(bucket, observed=True).mean()
+    out.insert(0, "customers", pred.groupby(bucket, observed=True).size())
+    return out.reset_index().rename(columns={"T": "tenure_days"})

@@ -1,0 +1,130 @@
+"""Champion selection over a backtest and the promotion gate (pure: no Dagster, no I/O).
+
+The selection rule (select_champion), over the tidy backtest table (model, origin, metric, value):
+  1. Candidates: every model with a registry name (not the historical_rate baseline) that is
+     present at the latest origin. They are compared on the origins they ALL share, so no
+     candidate wins by skipping a hard origin.
+  2. Guard rails on calibration, mean over those origins: total predicted / actual within
+     [0.8, 1.25] and decile calibration error <= 0.5. Failing candidates are excluded unless
+     none pass (then all stay in, and the reason says so).
+  3. Primary metric: normalized Gini (a data team targets customers by value rank). Every
+     candidate within tie_tolerance of the best Gini is a tie; ties go to the lowest MAE, so
+     between equally good rankings the one with the smaller per-customer error wins.
+With no origin at all, the default rule picks `default` (bgnbd_gg: the reference BTYD model,
+always fitted) and says so.
+
+The promotion gate (promote): a challenger replaces the current champion only if it is not
+worse beyond `tolerance` (relative) on either Gini or MAE, measured on the same backtest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+NOT_SELECTABLE = ("historical_rate",)
+
+
+@dataclass(frozen=True)
+class Rule:
+    primary: str = "gini"
+    tiebreak: str = "mae"
+    total_ratio_range: tuple[float, float] = (0.8, 1.25)
+    max_decile_calibration_error: float = 0.5
+    tie_tolerance: float = 0.01
+    default: str = "bgnbd_gg"
+
+
+@dataclass
+class Selection:
+    champion: str
+    reason: str
+    default_rule: bool
+    origins: list[str]
+    table: pd.DataFrame  # per candidate: means over the shared origins, passes_guard_rails, why
+    metrics: dict[str, float] = field(default_factory=dict)  # the champion's means
+
+
+def guard_rail_failures(row: pd.Series, rule: Rule) -> list[str]:
+    lo, hi = rule.total_ratio_range
+    why = []
+    ratio = row.get("total_ratio")
+    if ratio is None or pd.isna(ratio) or not lo <= ratio <= hi:
+        why.append(f"total_ratio {ratio:.3g} outside [{lo}, {hi}]" if pd.notna(ratio)
+                   else "total_ratio undefined")
+    dce = row.get("decile_calibration_error")
+    if dce is None or pd.isna(dce) or dce > rule.max_decile_calibration_error:
+        why.append(f"decile_calibration_error {dce:.3g} > {rule.max_decile_calibration_error}"
+                   if pd.notna(dce) else "decile_calibration_error undefined")
+    return why
+
+
+def select_champion(table: pd.DataFrame, rule: Rule = Rule()) -> Selection:
+    """The champion of a backtest by the rule in the module docstring."""
+    table = table[~table["model"].isin(NOT_SELECTABLE)]
+    if table.empty:
+        return Selection(rule.default, f"no backtest origin could be evaluated: default rule "
+                         f"picks {rule.default}", True, [], pd.DataFrame())
+    latest = max(table["origin"])
+    models = sorted(table.loc[table["origin"] == latest, "model"].unique())
+    sets = [set(table.loc[table["model"] == m, "origin"]) for m in models]
+    origins = sorted(set.intersection(*sets))
+    sub = table[table["model"].isin(models) & table["origin"].isin(origins)]
+    means = sub.pivot_table(index="model", columns="metric", values="value", aggfunc="mean")
+    for col in (rule.primary, rule.tiebreak, "total_ratio", "decile_calibration_error"):
+        if col not in means:
+            means[col] = float("nan")
+    means["why_excluded"] = ["; ".join(guard_rail_failures(r, rule)) for _, r in means.iterrows()]
+    means["passes_guard_rails"] = means["why_excluded"] == ""
+    pool = means[means["passes_guard_rails"]]
+    rails = "passes the guard rails"
+    if pool.empty:
+        pool, rails = means, "no candidate passes the guard rails, so all were ranked"
+    pool = pool[pool[rule.primary].notna()]
+    if pool.empty:
+        return Selection(rule.default, f"{rule.primary} undefined for every candidate: default "
+                         f"rule picks {rule.default}", True, origins, means.reset_index())
+    best = pool[rule.primary].max()
+    ties = pool[pool[rule.primary] >= best - rule.tie_tolerance]
+    champ = ties[rule.tiebreak].idxmin() if ties[rule.tiebreak].notna().any() else ties[rule.primary].idxmax()
+    row = means.loc[champ]
+    reason = (f"{champ}: highest mean {rule.primary} ({row[rule.primary]:.4f}; ties within "
+              f"{rule.tie_tolerance} broken by {rule.tiebreak} = {row[rule.tiebreak]:.4g}) over "
+              f"{len(origins)} shared origin(s) {origins}; {rails}")
+    numbers = {k: float(v) for k, v in row.items() if k not in ("why_excluded", "passes_guard_rails")
+               and pd.notna(v)}
+    return Selection(champ, reason, False, origins, means.reset_index(), numbers)
+
+
+@dataclass
+class Decision:
+    promote: bool
+    reason: str
+    numbers: dict[str, dict[str, float]]
+
+
+def promote(current_metrics: dict[str, float] | None, challenger_metrics: dict[str, float],
+            tolerance: float = 0.02) -> Decision:
+    """Promote unless the challenger is worse than the current champion beyond tolerance:
+    gini < current gini - tolerance * |current gini|, or mae > current mae * (1 + tolerance)."""
+    if tolerance < 0:
+        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+    if not current_metrics:
+        return Decision(True, "no current champion: the challenger is promoted", {})
+    numbers, worse = {}, []
+    for metric, higher_better in (("gini", True), ("mae", False)):
+        cur, new = current_metrics.get(metric), challenger_metrics.get(metric)
+        if cur is None or new is None:
+            raise ValueError(f"promotion gate needs {metric} for both models; current has "
+                             f"{sorted(current_metrics)}, challenger {sorted(challenger_metrics)}")
+        bound = cur - tolerance * abs(cur) if higher_better else cur + tolerance * abs(cur)
+        numbers[metric] = {"current": cur, "challenger": new, "bound": bound}
+        if (new < bound) if higher_better else (new > bound):
+            worse.append(f"{metric} {new:.4g} {'<' if higher_better else '>'} bound {bound:.4g} "
+                         f"(current {cur:.4g}, tolerance {tolerance:.0%})")
+    if worse:
+        return Decision(False, "refused: challenger worse than the current champion: " + "; ".join(worse),
+                        numbers)
+    return Decision(True, f"promoted: not worse than the current champion beyond {tolerance:.0%} "
+                    "on gini and mae", numbers)

@@ -1,0 +1,66 @@
+"""Champion selection rule and promotion gate on small hand-made backtest tables."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from ltv_pipeline.lib import champion
+
+
+def table(rows: dict[str, dict[str, float]], origins=("2025-01-01", "2025-02-01")) -> pd.DataFrame:
+    return pd.DataFrame([{"model": m, "origin": o, "metric": k, "value": v}
+                         for m, metrics in rows.items() for o in origins for k, v in metrics.items()])
+
+
+GOOD = {"gini": 0.6, "mae": 10.0, "total_ratio": 1.0, "decile_calibration_error": 0.2}
+
+
+def test_highest_gini_that_passes_the_guard_rails_wins():
+    t = table({"a": GOOD, "b": {**GOOD, "gini": 0.7, "total_ratio": 1.6},  # biased: excluded
+               "c": {**GOOD, "gini": 0.65}, "historical_rate": {**GOOD, "gini": 0.9}})
+    sel = champion.select_champion(t)
+    assert sel.champion == "c" and not sel.default_rule
+    why = sel.table.set_index("model").loc["b", "why_excluded"]
+    assert "total_ratio 1.6 outside" in why
+    assert "historical_rate" not in set(sel.table["model"])
+
+
+def test_ties_on_gini_go_to_the_lower_mae():
+    t = table({"a": {**GOOD, "gini": 0.600, "mae": 12.0}, "b": {**GOOD, "gini": 0.595, "mae": 9.0}})
+    assert champion.select_champion(t).champion == "b"
+
+
+def test_when_no_candidate_passes_all_are_ranked_and_the_reason_says_so():
+    t = table({"a": {**GOOD, "decile_calibration_error": 0.9}, "b": {**GOOD, "gini": 0.5, "total_ratio": 2.0}})
+    sel = champion.select_champion(t)
+    assert sel.champion == "a" and "no candidate passes the guard rails" in sel.reason
+
+
+def test_candidates_are_compared_on_shared_origins_only():
+    t = pd.concat([table({"a": GOOD}, origins=("o1", "o2")),
+                   table({"a": {**GOOD, "gini": 0.9}}, origins=("o3",)),
+                   table({"b": {**GOOD, "gini": 0.8}}, origins=("o3",))])
+    sel = champion.select_champion(t)
+    assert sel.origins == ["o3"] and sel.champion == "a"
+
+
+def test_no_origins_uses_the_documented_default():
+    empty = pd.DataFrame(columns=["model", "origin", "metric", "value"])
+    sel = champion.select_champion(empty)
+    assert sel.champion == "bgnbd_gg" and sel.default_rule and "default rule" in sel.reason
+
+
+def test_promotion_gate_refuses_a_worse_challenger():
+    d = champion.promote({"gini": 0.60, "mae": 10.0}, {"gini": 0.50, "mae": 10.0}, tolerance=0.02)
+    assert not d.promote and "gini" in d.reason
+    assert d.numbers["gini"] == {"current": 0.60, "challenger": 0.50, "bound": pytest.approx(0.588)}
+    d = champion.promote({"gini": 0.60, "mae": 10.0}, {"gini": 0.61, "mae": 11.0}, tolerance=0.02)
+    assert not d.promote and "mae" in d.reason
+
+
+def test_promotion_gate_accepts_within_tolerance_and_without_a_champion():
+    assert champion.promote({"gini": 0.60, "mae": 10.0}, {"gini": 0.595, "mae": 10.1}, 0.02).promote
+    assert champion.promote(None, {"gini": 0.1, "mae": 1.0}).promote
+    with pytest.raises(ValueError, match="needs mae"):
+        champion.promote({"gini": 0.6}, {"gini": 0.7})
