@@ -9,8 +9,10 @@ import pandas as pd
 from pydantic import Field
 
 from ltv_pipeline import groups, settings
+from ltv_pipeline.defs.quality.factory import result_path
 from ltv_pipeline.defs.resources import ModelRegistryResource, WarehouseResource
-from ltv_pipeline.lib import feature_store, gbm, marts, plots, training
+from ltv_pipeline.lib import feature_store, gbm, marts, plots, quality, training
+from ltv_pipeline.lib.quality_suites import training_window_suite
 from ltv_pipeline.lib.registry import fingerprint_frame
 
 BTYD_SUMMARY, LABELS, COHORTS = (dg.AssetKey(k) for k in
@@ -19,6 +21,28 @@ BTYD_SUMMARY, LABELS, COHORTS = (dg.AssetKey(k) for k in
 
 def _md_table(frame: pd.DataFrame) -> dg.MetadataValue:
     return dg.MetadataValue.md(frame.to_markdown(index=False, floatfmt=".4g"))
+
+
+def refuse_leaky_training_cutoffs(context: dg.AssetExecutionContext, plan: marts.BuiltPlan,
+                                  ltv_home: str) -> None:
+    """The time rule for a training set (GX suite training_window): every training cutoff's
+    label window [D + 1 day, D + 1 day + H) ends by the scoring date + 1 day. Raises before
+    anything is trained or registered; the GX result is saved under LTV_HOME/quality."""
+    cutoffs = pd.DataFrame({"cutoff_date": pd.to_datetime(list(plan.train_cutoffs)),
+                            "horizon_days": plan.horizon_days})
+    result = quality.run_suite(cutoffs, training_window_suite(plan.scoring_date))
+    if not result.success:
+        path = quality.save_result(result, result_path(ltv_home, "gbm_models_training_window",
+                                                       context.run.run_id))
+        rows = [r for f in result.failed for r in f.sample if isinstance(r, dict)]
+        named = ", ".join(str(r.get("cutoff_date"))[:10] for r in rows) or "see the GX result"
+        raise dg.Failure(
+            description=f"refusing to train: the label window ({plan.horizon_days} days) of "
+                        f"training cutoff(s) {named} passes the scoring date {plan.scoring_date}; "
+                        f"{result.summary()}",
+            metadata={"failures": dg.MetadataValue.md(result.to_markdown()),
+                      "gx_result_path": dg.MetadataValue.path(str(path))},
+        )
 
 
 @dg.asset(group_name=groups.TRAINING, kinds={"lifetimes"}, deps=[BTYD_SUMMARY])
@@ -64,6 +88,7 @@ def gbm_models(context: dg.AssetExecutionContext, config: GBMConfig,
         plan = marts.read_plan(con)
         labels = marts.labels(con, plan.train_cutoffs, plan.horizon_days)
         summaries = marts.btyd_summary(con, plan.train_cutoffs)
+    refuse_leaky_training_cutoffs(context, plan, warehouse_db.ltv_home)
     note = training.supervised_note(plan.train_cutoffs, len(labels))
     if note:
         context.log.warning(note)
