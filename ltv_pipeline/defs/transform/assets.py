@@ -12,7 +12,7 @@ from typing import Any
 
 import dagster as dg
 import duckdb
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 from pydantic import Field
 
 from ltv_pipeline import groups, settings
@@ -20,6 +20,7 @@ from ltv_pipeline.defs.resources import WarehouseResource
 from ltv_pipeline.lib import cutoffs as cutoff_rules
 from ltv_pipeline.lib.dbt_project import ensure_manifest
 from ltv_pipeline.lib.dbt_vars import DEFAULT_DECAY_HALF_LIFE_DAYS, as_cli_args, vars_for_plan
+from ltv_pipeline.lib.errors import InputError
 
 DBT_ASSETS_NAME = "ltv_dbt_models"
 PER_CUTOFF_MARTS = ("customer_features", "customer_btyd_summary", "customer_labels")
@@ -52,7 +53,12 @@ class TransformConfig(dg.Config):
                                description="Rebuild the incremental marts from scratch (drops other cutoffs).")
 
     def as_of_date(self) -> date | None:
-        return date.fromisoformat(self.as_of) if self.as_of else None
+        if not self.as_of:
+            return None
+        try:
+            return date.fromisoformat(self.as_of)
+        except ValueError:
+            raise InputError(f"as_of (--as-of) {self.as_of!r} is not a date in YYYY-MM-DD form") from None
 
 
 class LtvDbtTranslator(DagsterDbtTranslator):
@@ -91,9 +97,18 @@ def data_span(warehouse: WarehouseResource) -> tuple[date, date]:
 
 
 def plan_for(config: TransformConfig, warehouse: WarehouseResource) -> cutoff_rules.CutoffPlan:
+    """The cutoffs of this build. A scoring date before the first transaction has no history
+    to learn from or score: an InputError (exit code 2 in the CLI) naming the option and dates."""
     first, last = data_span(warehouse)
+    as_of = config.as_of_date() or last
+    if as_of < first:
+        raise InputError(
+            f"as_of (--as-of) {as_of} is before the first transaction date in the data, {first} "
+            f"(raw.transactions spans {first} to {last}): there is no history to forecast from; "
+            f"choose a date on or after {first}"
+        )
     return cutoff_rules.plan_cutoffs(
-        as_of=config.as_of_date() or last,
+        as_of=as_of,
         horizon_days=config.horizon_days,
         n_origins=config.n_origins,
         origin_spacing_days=config.origin_spacing_days,
@@ -138,7 +153,11 @@ def build_dbt_assets() -> dg.AssetsDefinition:
 
     @dbt_assets(
         manifest=ensure_manifest(),
-        dagster_dbt_translator=LtvDbtTranslator(),
+        # dbt's tests on the raw sources become asset checks of the ingest assets (otherwise
+        # dagster-dbt logs each one as an AssetObservation with a warning)
+        dagster_dbt_translator=LtvDbtTranslator(
+            settings=DagsterDbtTranslatorSettings(enable_source_tests_as_checks=True)
+        ),
         name=DBT_ASSETS_NAME,
     )
     def ltv_dbt_models(
