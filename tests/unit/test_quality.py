@@ -335,3 +335,11 @@ def test_columns_a_suite_does_not_read_are_ignored_but_not_by_unknown_table_rule
     count = quality.QualitySuite(gx.ExpectationSuite(
         name="count", expectations=[gxe.ExpectTableColumnCountToEqual(value=wide.shape[1])]))
     assert quality.run_suite(wide, count).success
+
+
+def test_gx_does_not_fingerprint_the_frame():
+    """lib/quality switches off GX's whole-frame hash (a third of the time on large frames);
+    if GX moves the switch, this fails instead of validation silently slowing down."""
+    result = quality.run_suite(pd.DataFrame({"user_id": ["a", "b"], "_row": [1, 2]}),
+                               qs.raw_users_suite())
+    assert "pandas_data_fingerprint" not in result.gx_result["meta"]["batch_markers"]
