@@ -12,8 +12,8 @@ the customers with history at O against their realised value in [O + 1 day, O + 
     rate = revenue_total / max(T + 1, MIN_TENURE_DAYS) (a customer first seen yesterday is not
     extrapolated from one day).
   - blend: non-negative least squares weights over the point candidates, fitted on the stacked
-    out-of-sample predictions of EARLIER origins only (never the origin it is scored on);
-    absent at the first origin.
+    out-of-sample predictions of EARLIER origins only (never the origin it is scored on) and
+    scaled to match their actual total; absent at the first origin.
 Metrics per (model, origin) come from lib/metrics.evaluate(on_undefined="omit").
 """
 
@@ -155,9 +155,14 @@ def candidates(pred: pd.DataFrame) -> list[str]:
 
 
 def fit_blend(stacked: pd.DataFrame, members: list[str]) -> dict[str, float]:
-    """NNLS weights of members' forecasts against actual over the stacked rows."""
-    A = stacked[members].to_numpy(float)
-    w, _ = nnls(A, stacked["actual"].to_numpy(float))
+    """NNLS weights of members' forecasts against actual over the stacked rows, then scaled
+    so the blend's total equals the actual total there (least squares on heavy-tailed values
+    shrinks forecasts; the scale keeps the relative weights and restores the totals)."""
+    A, y = stacked[members].to_numpy(float), stacked["actual"].to_numpy(float)
+    w, _ = nnls(A, y)
+    total = float((A @ w).sum())
+    if total > 0:
+        w = w * float(y.sum()) / total
     return {m: float(x) for m, x in zip(members, w) if x > 0}
 
 

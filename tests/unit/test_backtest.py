@@ -115,7 +115,7 @@ def test_blend_fits_weights_on_earlier_rows_and_combines():
     a, b = rng.gamma(1, 10, 200), rng.gamma(1, 10, 200)
     stacked = pd.DataFrame({"a": a, "b": b, "actual": 0.7 * a + 0.2 * b})
     w = backtest.fit_blend(stacked, ["a", "b"])
-    assert w == pytest.approx({"a": 0.7, "b": 0.2}, abs=1e-6)
+    assert w == pytest.approx({"a": 0.7, "b": 0.2}, abs=1e-6)  # exact fit: the scale is 1
     np.testing.assert_allclose(backtest.Blend(w).combine({"a": a, "b": b}), stacked["actual"])
 
 

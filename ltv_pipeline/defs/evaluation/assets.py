@@ -1,0 +1,139 @@
+"""Evaluation: rolling-origin backtests of every candidate and the champion with its promotion
+gate. Thin assets over lib/backtest.py and lib/champion.py; the backtest hands its results to
+the champion through LTV_HOME/evaluation/backtest.json (one file, tagged with its run and
+scoring date, never "the newest file")."""
+
+import json
+import time
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from ltv_pipeline import groups, settings
+from ltv_pipeline.defs.evaluation import inputs
+from ltv_pipeline.defs.resources import ModelRegistryResource, WarehouseResource
+from ltv_pipeline.lib import backtest as bt
+from ltv_pipeline.lib import champion as ch
+from ltv_pipeline.lib import gbm, marts, plots
+
+MART_DEPS = [dg.AssetKey(k) for k in ("customer_btyd_summary", "customer_labels", "customer_features")]
+LEADERBOARD_COLUMNS = ["model", "n_origins", "gini", "mae", "rmse", "wape", "spearman",
+                       "top_decile_share", "decile_calibration_error", "total_ratio",
+                       "p10_p90_coverage"]
+
+
+def leaderboard(table: pd.DataFrame) -> pd.DataFrame:
+    wide = bt.pivot(table)
+    if wide.empty:
+        return pd.DataFrame(columns=LEADERBOARD_COLUMNS)
+    cols = [c for c in LEADERBOARD_COLUMNS if c in wide.columns]
+    return wide[cols].sort_values("gini", ascending=False, ignore_index=True)
+
+
+class BacktestConfig(dg.Config):
+    expected_origins: int = Field(default=3, ge=0, description="Origins the plan should provide; "
+                                  "fewer fitting ones are reported in the metadata.")
+    max_rows: int = Field(default=gbm.MAX_ROWS, gt=0, description="LightGBM training rows at most.")
+    seed: int = Field(default=0, description="LightGBM and sampling seed.")
+
+
+@dg.asset(group_name=groups.EVALUATION, kinds={"lightgbm", "lifetimes"},
+          deps=[dg.AssetKey("feast_registry"), *MART_DEPS])
+def backtest(context: dg.AssetExecutionContext, config: BacktestConfig,
+             warehouse_db: WarehouseResource) -> dg.MaterializeResult:
+    """One row per (model, backtest origin, metric): every candidate trained only on data before
+    the origin and scored on the following H days; the leaderboard is the mean over origins."""
+    t0 = time.perf_counter()
+    with warehouse_db.connect(read_only=True) as con:
+        plan = marts.read_plan(con)
+        origins = inputs.fitting_origins(plan)
+        data, raw = inputs.read_origin_data(con, plan, origins)
+    notes = []
+    if len(origins) < config.expected_origins:
+        notes.append(f"{len(origins)} of {config.expected_origins} backtest origins fit inside the "
+                     f"history (origin + {plan.horizon_days} days <= {plan.scoring_date}); "
+                     "evaluating those")
+    features, categorical = inputs.supervised_frames(data, raw, plan.horizon_days, settings.ltv_home())
+    cfg = bt.BacktestConfig(plan.horizon_days, features, categorical,
+                            len(plan.train_cutoffs) or 3, config.max_rows, config.seed)
+    result = bt.run_backtest(data, cfg)
+    notes += result.notes
+    latest = result.models_at(max(result.predictions)) if result.predictions else []
+    final = bt.final_blend(result, [m for m in latest if m != bt.BLEND])
+    board = leaderboard(result.metrics)
+    inputs.write_json(inputs.evaluation_dir(warehouse_db.ltv_home) / inputs.RESULTS_FILE, {
+        "run_id": context.run.run_id, "scoring_date": plan.scoring_date,
+        "horizon_days": plan.horizon_days, "origins": [o.isoformat() for o in origins],
+        "metrics": result.metrics.to_dict("records"), "leaderboard": board.to_dict("records"),
+        "notes": notes, "blend_weights": result.blend_weights, "final_blend": final,
+        "diagnostics": inputs.diagnostics(result)})
+    for note in notes:
+        context.log.info(note)
+    return dg.MaterializeResult(metadata={
+        "leaderboard": dg.MetadataValue.md(board.to_markdown(index=False, floatfmt=".4g")
+                                           if len(board) else "no origin could be evaluated"),
+        "origins": dg.MetadataValue.json([o.isoformat() for o in origins]),
+        "n_origins": len(origins), "horizon_days": plan.horizon_days,
+        "scoring_date": plan.scoring_date.isoformat(),
+        "notes": dg.MetadataValue.json(notes), "final_blend_weights": dg.MetadataValue.json(final),
+        "seconds": round(time.perf_counter() - t0, 1),
+    })
+
+
+class ChampionConfig(dg.Config):
+    tolerance: float = Field(default=0.02, ge=0, description="Promotion gate: a challenger may be "
+                             "this much (relative) worse than the current champion on gini or mae.")
+    tie_tolerance: float = Field(default=ch.Rule.tie_tolerance, ge=0)
+    max_decile_calibration_error: float = Field(default=ch.Rule.max_decile_calibration_error, gt=0)
+
+
+@dg.asset(group_name=groups.EVALUATION, kinds={"python"},
+          deps=[backtest, dg.AssetKey("btyd_models"), dg.AssetKey("gbm_models")])
+def champion(context: dg.AssetExecutionContext, config: ChampionConfig,
+             warehouse_db: WarehouseResource,
+             model_registry: ModelRegistryResource) -> dg.MaterializeResult:
+    """The registry's champion pointer: the backtest's best registered model for the scoring
+    date (rule in lib/champion.py), moved only when the promotion gate allows."""
+    with warehouse_db.connect(read_only=True) as con:
+        plan = marts.read_plan(con)
+    path = inputs.evaluation_dir(warehouse_db.ltv_home) / inputs.RESULTS_FILE
+    res = json.loads(path.read_text()) if path.is_file() else {}
+    if res.get("scoring_date") != plan.scoring_date.isoformat() or res.get("horizon_days") != plan.horizon_days:
+        raise dg.Failure(f"{path} holds no backtest for scoring date {plan.scoring_date} and horizon "
+                         f"{plan.horizon_days}: materialize the backtest asset first")
+    registry = model_registry.get()
+    registered = inputs.registered_for(registry, plan)
+    table = pd.DataFrame(res["metrics"], columns=["model", "origin", "metric", "value"])
+    blend_ok = bool(res["final_blend"]) and set(res["final_blend"]) <= set(registered)
+    table = table[table["model"].isin(registered) | ((table["model"] == bt.BLEND) & blend_ok)]
+    rule = ch.Rule(tie_tolerance=config.tie_tolerance,
+                   max_decile_calibration_error=config.max_decile_calibration_error)
+    sel = ch.select_champion(table, rule)
+    if sel.champion == bt.BLEND:
+        blend = bt.Blend(res["final_blend"], {m: registered[m].ref for m in res["final_blend"]})
+        version = registry.register(blend, "blend", bt.BLEND, {"weights": blend.weights},
+                                    [plan.scoring_date.isoformat()], None, "", sel.metrics)
+    elif sel.champion in registered:
+        version = registered[sel.champion]
+    else:
+        raise dg.Failure(f"champion {sel.champion} has no registered version for "
+                         f"{plan.scoring_date}; registered: {sorted(registered)}")
+    decision, current = inputs.gate(registry, sel, config.tolerance)
+    if decision.promote:
+        registry.set_champion(version.name, version.version, f"{sel.reason}; {decision.reason}",
+                              sel.metrics)
+    record = {"run_id": context.run.run_id, "scoring_date": plan.scoring_date,
+              "challenger": version.ref, "current": current, "selection": sel.reason,
+              "default_rule": sel.default_rule, "promote": decision.promote,
+              "reason": decision.reason, "numbers": decision.numbers, "metrics": sel.metrics}
+    inputs.write_json(inputs.evaluation_dir(warehouse_db.ltv_home) / inputs.DECISION_FILE, record)
+    now = registry.champion()
+    return dg.MaterializeResult(metadata={
+        "champion": now.ref if now else None, "challenger": version.ref,
+        "promoted": decision.promote, "decision": decision.reason, "selection": sel.reason,
+        "default_rule": sel.default_rule, "numbers": dg.MetadataValue.json(decision.numbers),
+        "candidates": dg.MetadataValue.md(sel.table.to_markdown(index=False, floatfmt=".4g")
+                                          if len(sel.table) else "none"),
+        **inputs.plot_metadata(res.get("diagnostics") or {}, sel.champion),
+    })

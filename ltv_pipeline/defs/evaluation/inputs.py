@@ -1,0 +1,184 @@
+"""Reading what the backtest needs from the marts and Feast, and the results file the champion
+asset reads (LTV_HOME/evaluation/backtest.json, written atomically by one asset, read by name)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from ltv_pipeline.lib import backtest, champion, cutoffs, feature_store, marts, plots, training
+from ltv_pipeline.lib.registry import ModelRegistry, ModelVersion, _jsonable
+
+RESULTS_FILE, DECISION_FILE = "backtest.json", "champion_decision.json"
+
+
+def evaluation_dir(ltv_home: str | Path) -> Path:
+    return Path(ltv_home) / "evaluation"
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name}-")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(_jsonable(payload), f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def fitting_origins(plan: marts.BuiltPlan) -> list[date]:
+    """Origins whose label window ends by the scoring date (origin + H <= scoring date)."""
+    return [o for o in plan.backtest_origins
+            if cutoffs.label_observed_by(o, plan.horizon_days, plan.scoring_date)]
+
+
+def origin_train_cutoffs(plan: marts.BuiltPlan, origin: date) -> tuple[date, ...]:
+    """The newest cutoffs whose label windows end by the origin, as many as the final model uses."""
+    n = len(plan.train_cutoffs) or cutoffs.DEFAULT_N_TRAIN_CUTOFFS
+    return plan.train_cutoffs_before(origin)[-n:]
+
+
+def complete_labels(con: duckdb.DuckDBPyConnection, days, horizon_days: int) -> pd.DataFrame:
+    """user_id, cutoff_date, value of label windows the data fully covers."""
+    frame = marts.labels(con, days, horizon_days)
+    done = con.execute(
+        "select user_id, cutoff_date from marts.customer_labels where is_window_complete "
+        f"and horizon_days = ? and cutoff_date in ({marts._in_list(days)})", [int(horizon_days)]).df()
+    return frame.merge(done, on=["user_id", "cutoff_date"], how="inner")
+
+
+def read_origin_data(con: duckdb.DuckDBPyConnection, plan: marts.BuiltPlan,
+                     origins: list[date]) -> tuple[list[backtest.OriginData], dict[date, Any]]:
+    """Per origin: BTYD summary (+ revenue_total), complete labels, and the raw pieces for the
+    supervised frames (filled in by supervised_frames)."""
+    H, trains = plan.horizon_days, {o: origin_train_cutoffs(plan, o) for o in origins}
+    days = sorted({*origins, *(c for t in trains.values() for c in t)})
+    summaries = marts.btyd_summary(con, days)
+    revenue = con.execute(
+        "select user_id, cutoff_date, revenue_total from marts.customer_features "
+        f"where cutoff_date in ({marts._in_list(origins)})").df()
+    labels = complete_labels(con, days, H)
+    for f in (summaries, revenue, labels):
+        f["cutoff_date"] = pd.to_datetime(f["cutoff_date"]).dt.date
+    out = []
+    for o in origins:
+        s = summaries[summaries["cutoff_date"] == o].merge(
+            revenue, on=["user_id", "cutoff_date"], how="left")
+        s["revenue_total"] = s["revenue_total"].fillna(0.0)
+        out.append(backtest.OriginData(o, s, labels[labels["cutoff_date"] == o]))
+    return out, {"trains": trains, "summaries": summaries, "labels": labels}
+
+
+def supervised_frames(data: list[backtest.OriginData], raw: dict[str, Any], horizon_days: int,
+                      ltv_home: Path) -> tuple[list[str], list[str]]:
+    """Feast point-in-time features (one retrieval for every origin) joined with per-cutoff BTYD
+    outputs; sets each origin's train_frame and score_frame. Returns (features, categorical)."""
+    trains, summaries, labels = raw["trains"], raw["summaries"], raw["labels"]
+    train_days = sorted({c for o in data for c in trains[o.origin]
+                         if len(trains[o.origin]) >= training.MIN_TRAIN_CUTOFFS})
+    if not train_days:
+        return [], []
+    train_keys = labels[labels["cutoff_date"].isin(train_days)]
+    origin_keys = pd.concat([o.summary[["user_id", "cutoff_date"]] for o in data])
+    keys = pd.concat([train_keys[["user_id", "cutoff_date"]], origin_keys], ignore_index=True)
+    keys = keys.drop_duplicates(ignore_index=True)
+    store = feature_store.feature_store(ltv_home)
+    feats = feature_store.training_frame(store, keys)
+    used = summaries[summaries["cutoff_date"].isin({*train_days, *(o.origin for o in data)})]
+    frame = training.model_frame(feats, training.btyd_features(used, horizon_days))
+    plan_fs = feature_store.service_plan(store, feature_store.LTV_MODEL_SERVICE)
+    features, categorical = training.feature_columns(frame, [n for n in plan_fs.names
+                                                             if n not in plan_fs.markers])
+    lab = labels[["user_id", "cutoff_date", "value"]]
+    for o in data:
+        mine = frame["cutoff_date"].isin(trains[o.origin])
+        o.train_frame = frame[mine].merge(lab, on=["user_id", "cutoff_date"], how="inner")
+        o.score_frame = frame[frame["cutoff_date"] == o.origin]
+    return features, categorical
+
+
+def diagnostics(result: backtest.BacktestResult) -> dict[str, Any]:
+    """Decile calibration, gains curve and error by customer age of every model at the latest
+    origin, as JSON-ready records."""
+    if not result.predictions:
+        return {}
+    latest = max(result.predictions)
+    pred = result.predictions[latest]
+    models = backtest.candidates(pred)
+    age = backtest.error_by_age(pred, models)
+    return {"origin": latest, "error_by_age": age.to_dict("records"), "models": {
+        m: {"deciles": backtest.decile_calibration(pred, m).to_dict("records"),
+            "gains": backtest.gains(pred, m).to_dict("records")} for m in models}}
+
+
+def registered_for(registry: ModelRegistry, plan: marts.BuiltPlan) -> dict[str, ModelVersion]:
+    """Latest registered version of each candidate name, kept only when it was trained for this
+    scoring date (BTYD: fitted at it; LightGBM: on this plan's training cutoffs)."""
+    trains = {c.isoformat() for c in plan.train_cutoffs}
+    out = {}
+    names = [*backtest.BTYD_CANDIDATES, *(f"gbm_{m}" for m in backtest.GBM_POINT)]
+    for name in (n for n in names if n in registry.names()):
+        v = registry.version(name)
+        cut = v.manifest.get("training_cutoffs") or []
+        ok = (cut == [plan.scoring_date.isoformat()] if v.family == "btyd"
+              else bool(cut) and set(cut) <= trains)
+        if ok:
+            out[name] = v
+    return out
+
+
+def gate(registry: ModelRegistry, sel: champion.Selection,
+         tolerance: float) -> tuple[champion.Decision, str | None]:
+    """The promotion gate against the current champion, measured on this backtest when its
+    model is in it, else on the metrics recorded when it was promoted."""
+    current = registry.champion_record()
+    if current is None:
+        return champion.promote(None, sel.metrics, tolerance), None
+    if sel.default_rule:
+        return champion.Decision(True, "no backtest evidence to gate on: the default rule's pick "
+                                 "for this scoring date replaces the current champion", {}), current["ref"]
+    rows = sel.table.set_index("model") if len(sel.table) else pd.DataFrame()
+    if current["name"] in rows.index:
+        cur = {k: float(v) for k, v in rows.loc[current["name"]].items()
+               if k in ("gini", "mae") and pd.notna(v)}
+    else:
+        cur = current.get("metrics") or {}
+    decision = champion.promote(cur or None, sel.metrics, tolerance)
+    if current["name"] not in rows.index and cur:
+        decision.reason += " (current champion not in this backtest: compared with its recorded metrics)"
+    return decision, current["ref"]
+
+
+def plot_metadata(diag: dict[str, Any], model: str) -> dict[str, Any]:
+    """Decile calibration and gains curve of `model`, error by customer age of it and the
+    BG/NBD reference, at the latest origin, as Markdown images."""
+    import dagster as dg
+
+    m = (diag.get("models") or {}).get(model)
+    if not m:
+        return {"plots": "no backtest origin: no plots"}
+    deciles, gains = pd.DataFrame(m["deciles"]), pd.DataFrame(m["gains"])
+    age = pd.DataFrame(diag["error_by_age"])
+    ys = list(dict.fromkeys([model, "bgnbd_gg"]))
+    origin = diag["origin"]
+    return {
+        "decile_calibration": dg.MetadataValue.md(plots.lines(
+            deciles, "mean_predicted", ["mean_actual"],
+            f"{model} at {origin}: actual vs predicted by decile", "mean actual", diagonal=True)),
+        "gains_curve": dg.MetadataValue.md(plots.lines(
+            gains, "share_customers", [model, "perfect", "random"],
+            f"{model} at {origin}: gains", "share of value")),
+        "error_by_customer_age": dg.MetadataValue.md(plots.lines(
+            age, "tenure_days", [y for y in ys if y in age], f"MAE by tenure at {origin}", "MAE")),
+    }

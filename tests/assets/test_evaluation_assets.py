@@ -1,0 +1,58 @@
+"""Evaluation assets on a real small pipeline: synthetic log -> dbt -> Feast -> models ->
+backtest -> champion pointer."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ltv_pipeline.lib import generator
+from ltv_pipeline.lib.registry import ModelRegistry
+from tests.assets.test_training_assets import home_env, meta, run_pipeline  # noqa: F401
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    out = tmp_path_factory.mktemp("log")
+    generator.write(generator.generate(n_users=1200, seed=11), out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def evaluated(source, home_env):  # noqa: F811
+    home = home_env("evaluated")
+    result = run_pipeline(home, source, "2025-06-30", 90)
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    return home, result
+
+
+def test_backtest_leaderboard_has_every_family_over_three_origins(evaluated):
+    home, result = evaluated
+    m = meta(result, "backtest")
+    assert m["n_origins"] == 3 and m["origins"] == ["2025-01-31", "2025-03-02", "2025-04-01"]
+    board = m["leaderboard"]
+    for model in ("bgnbd_gg", "pareto_gg", "mbgnbd_gg", "historical_rate", "gbm_tweedie",
+                  "gbm_hybrid", "blend"):
+        assert f"| {model} " in board, model
+    assert "gini" in board and "p10_p90_coverage" in board
+    saved = json.loads((home / "evaluation" / "backtest.json").read_text())
+    assert saved["run_id"] == result.run_id and saved["scoring_date"] == "2025-06-30"
+    gbm_origins = {r["origin"] for r in saved["metrics"] if r["model"] == "gbm_tweedie"}
+    assert gbm_origins <= set(saved["origins"]) and gbm_origins
+
+
+def test_champion_pointer_is_set_to_a_model_trained_for_the_scoring_date(evaluated):
+    home, result = evaluated
+    m = meta(result, "champion")
+    registry = ModelRegistry(home / "models")
+    champ = registry.champion()
+    assert champ is not None and m["champion"] == champ.ref and m["promoted"] is True
+    assert champ.manifest["training_cutoffs"] and "no current champion" in m["decision"]
+    assert m["default_rule"] is False
+    for plot in ("decile_calibration", "gains_curve", "error_by_customer_age"):
+        assert m[plot].startswith("![")
+    record = registry.champion_record()
+    assert record["metrics"]["gini"] > 0
+    decision = json.loads((home / "evaluation" / "champion_decision.json").read_text())
+    assert decision["promote"] is True and decision["challenger"] == champ.ref
