@@ -6,6 +6,7 @@ Usage: python -m bench.stages STAGE WORKDIR N_USERS
 from __future__ import annotations
 
 import sys
+import time
 from datetime import date
 from pathlib import Path
 
@@ -88,8 +89,55 @@ def lifetimes_reference(work: Path, n: int) -> None:
                                summary["monetary_value"], time=3, freq="D")
 
 
-STAGES = {f.__name__: f for f in (generate, ingest, raw_quality_suites, duckdb_floor, lifetimes_reference)}
+BENCH_CUTOFF = "2025-09-30"
+
+
+def dbt_marts(work: Path, n: int) -> None:
+    """`dbt run` of every model (staging, intermediate, all marts) for one cutoff, on the
+    warehouse the ingest stage wrote (LTV_HOME is the bench's work directory)."""
+    import os
+
+    os.environ["LTV_HOME"] = str(work)
+    from ltv_pipeline.lib.dbt_project import run_dbt
+    from ltv_pipeline.lib.dbt_vars import dbt_vars
+
+    run_dbt(["run"], vars=dbt_vars([BENCH_CUTOFF], 90), target_path=work / "dbt_target")
+
+
+def _summary(work: Path):
+    from ltv_pipeline.lib import marts, warehouse
+
+    with warehouse.connect(work / "warehouse.duckdb", read_only=True) as con:
+        return marts.btyd_summary(con, [date.fromisoformat(BENCH_CUTOFF)])
+
+
+def btyd_bgnbd_weighted(work: Path, n: int) -> None:
+    """BG/NBD as the pipeline fits it: unique (frequency, recency, T) rows with weights."""
+    from ltv_pipeline.lib import btyd
+
+    fit = btyd.fit_btyd(_summary(work), model="bgnbd", penalizers=(0.001,))
+    assert fit.converged, fit.notes
+
+
+def btyd_bgnbd_unweighted(work: Path, n: int) -> None:
+    """The same BG/NBD fit on one row per customer (lifetimes as usually called)."""
+    from lifetimes import BetaGeoFitter
+
+    s = _summary(work)
+    BetaGeoFitter(penalizer_coef=0.001).fit(s["frequency"], s["recency"], s["T"])
+
+
+STAGES = {f.__name__: f for f in (generate, ingest, raw_quality_suites, duckdb_floor,
+                                  lifetimes_reference, dbt_marts, btyd_bgnbd_weighted,
+                                  btyd_bgnbd_unweighted)}
 
 if __name__ == "__main__":
     stage, work, n = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+    # import the heavy libraries first so a stage's seconds are its work, not imports
+    import duckdb, great_expectations, lifetimes, pandas, pyarrow.parquet  # noqa: E401, F401
+    from ltv_pipeline.lib import btyd, generator, quality, sources, warehouse  # noqa: F401
+
+    t0 = time.perf_counter()
     STAGES[stage](work, n)
+    # the stage's own work, without interpreter start-up and imports done before the call
+    (work / f"{stage}.seconds").write_text(f"{time.perf_counter() - t0:.3f}")
