@@ -51,8 +51,29 @@ def demo(args: argparse.Namespace) -> int:
     }
     result = run_job("full_pipeline_job", run_config, tags={"ltv/command": "demo"})
     progress(f"run {result.run_id} finished in {time.perf_counter() - t0:.1f} s")
+    print_leaderboard(result)
     print_outputs(result.run_id)
     return EXIT_OK
+
+
+def _materialized(result, key: str) -> dict[str, Any]:
+    import dagster as dg
+
+    events = [e for e in result.get_asset_materialization_events()
+              if e.asset_key == dg.AssetKey(key)]
+    return {k: v.value for k, v in events[-1].materialization.metadata.items()} if events else {}
+
+
+def print_leaderboard(result) -> None:
+    """The backtest leaderboard and the champion decision of this run."""
+    board, champ = _materialized(result, "backtest"), _materialized(result, "champion")
+    if board:
+        print(f"backtest leaderboard (scoring date {board['scoring_date']}, horizon "
+              f"{board['horizon_days']} days, origins {', '.join(board['origins']) or 'none'}):")
+        print(board["leaderboard"])
+    if champ:
+        print(f"champion: {champ['champion']} (challenger {champ['challenger']}, promoted: "
+              f"{champ['promoted']}; {champ['selection']}; {champ['decision']})")
 
 
 def print_outputs(run_id: str) -> None:
