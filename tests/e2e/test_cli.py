@@ -23,6 +23,10 @@ def test_demo_loads_the_real_cdnow_log_into_ltv_home(tmp_path):
     proc = run(["demo"], home)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "transactions" in proc.stdout and "69,659" in proc.stdout
+    # the contract: demo prints the leaderboard and where the outputs are
+    assert "backtest leaderboard (scoring date 1998-06-30, horizon 90 days" in proc.stdout
+    assert "| bgnbd_gg" in proc.stdout and "champion: " in proc.stdout
+    assert "customer_features" in proc.stdout and "gbm_tweedie/v1" in proc.stdout
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     try:
         n, users = con.execute(
