@@ -146,7 +146,7 @@ def _commands() -> dict[str, Callable[[argparse.Namespace], int]]:
         "ui": commands.ui,
         "score": _not_built("score", 8),
         "monitor": _not_built("monitor", 9),
-        "predict": _not_built("predict", 7),
+        "predict": commands.predict,
         "score-user": _not_built("score-user", 5),
         "forget": _not_built("forget", 12),
     }

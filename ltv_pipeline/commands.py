@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from ltv_pipeline import settings
@@ -106,6 +107,80 @@ def print_outputs(run_id: str) -> None:
     if (settings.feast_dir() / "registry.db").exists():
         print(f"feature store: {settings.feast_dir()} (feature_repo/ applied)")
     print(f"Dagster run {run_id}: see it with `make ui` (DAGSTER_HOME={settings.dagster_home()})")
+
+
+def _stage_inputs(args: argparse.Namespace) -> Path:
+    """The given files under the names a source directory uses (symlinks), in LTV_HOME."""
+    import shutil
+
+    staged = settings.ltv_home() / "inputs" / "predict"
+    shutil.rmtree(staged, ignore_errors=True)
+    staged.mkdir(parents=True)
+    for name in ("transactions", "users", "events"):
+        path = getattr(args, name)
+        if path is not None:
+            if path.suffix not in (".csv", ".parquet"):
+                from ltv_pipeline.lib.errors import InputError
+
+                raise InputError(f"--{name} {path}: the extension must be .csv or .parquet")
+            (staged / f"{name}{path.suffix}").symlink_to(path)
+    return staged
+
+
+def _report(cutoff: str, horizon_days: int, used: dict[str, Any]) -> dict[str, Any]:
+    """The --report JSON: leaderboard per origin and mean, champion, BTYD parameters."""
+    import json
+
+    from ltv_pipeline.lib.registry import ModelRegistry
+
+    results = settings.ltv_home() / "evaluation" / "backtest.json"
+    board: dict[str, dict[str, dict[str, float]]] = {}
+    if results.is_file():
+        for row in json.loads(results.read_text()).get("metrics", []):
+            board.setdefault(row["model"], {}).setdefault(str(row["origin"]), {})[row["metric"]] = row["value"]
+        for per_origin in board.values():
+            metrics = {m for vals in per_origin.values() for m in vals}
+            per_origin["mean"] = {m: sum(v[m] for v in per_origin.values() if m in v)
+                                  / sum(1 for v in per_origin.values() if m in v) for m in metrics}
+    registry = ModelRegistry(settings.model_registry_dir())
+    params: dict[str, dict[str, float]] = {}
+    for name, label, keys in (("bgnbd_gg", "bgnbd", ("r", "alpha", "a", "b")),
+                              ("pareto_gg", "pareto_nbd", ("r", "alpha", "s", "beta"))):
+        if name in registry.names():
+            p = registry.version(name).manifest["params"]
+            params[label] = {k: p[k] for k in keys if k in p}
+            params["gamma_gamma"] = {k: p[f"gg_{k}"] for k in "pqv" if f"gg_{k}" in p}
+    return {"cutoff": cutoff, "horizon_days": horizon_days, "leaderboard": board,
+            "champion": used["champion"], "btyd_parameters": params, "units": "days"}
+
+
+def predict(args: argparse.Namespace) -> int:
+    """The asset graph in-process on the given files as of --cutoff, then one row per user
+    with the champion's forecast (lib/scoring.py) in --out, and the report in --report."""
+    import json
+
+    from ltv_pipeline.lib.scoring import score_as_of, write_table
+
+    home = settings.ensure_home()
+    cutoff = args.cutoff.isoformat()
+    staged = _stage_inputs(args)
+    progress(f"LTV_HOME={home}; predicting as of {cutoff}, horizon {args.horizon_days} days")
+    t0 = time.perf_counter()
+    run_config = {"ops": {
+        "raw_tables": {"config": {"source": str(staged)}},
+        "ltv_dbt_models": {"config": {"as_of": cutoff, "horizon_days": args.horizon_days}},
+    }}
+    result = run_job("predict_job", run_config, tags={"ltv/command": "predict"})
+    scores, used = score_as_of(home, args.cutoff, args.horizon_days)
+    write_table(scores, args.out)
+    progress(f"{len(scores):,} users forecast with {used['champion']} in "
+             f"{time.perf_counter() - t0:.1f} s (run {result.run_id}): {args.out}")
+    if args.report:
+        report = _report(cutoff, args.horizon_days, used)
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(json.dumps(report, indent=2, default=str))
+        progress(f"report: {args.report}")
+    return EXIT_OK
 
 
 def generate(args: argparse.Namespace) -> int:

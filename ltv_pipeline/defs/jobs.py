@@ -11,6 +11,12 @@ full_pipeline_job = dg.define_asset_job(
     description="Load the source and build everything downstream of it, as of one date.",
 )
 
+predict_job = dg.define_asset_job(
+    "predict_job",
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets("online_features"),
+    description="What `ltv predict` runs: the whole graph but the online store, as of a cutoff.",
+)
+
 _SHOWN_EVENTS = {"STEP_START": "started", "STEP_SUCCESS": "done"}
 
 
@@ -53,6 +59,6 @@ def ltv_progress(init_context: dg.InitLoggerContext) -> logging.Logger:
 
 
 defs = dg.Definitions(
-    jobs=[full_pipeline_job],
+    jobs=[full_pipeline_job, predict_job],
     loggers={"console": dg.colored_console_logger, "ltv_progress": ltv_progress},
 )

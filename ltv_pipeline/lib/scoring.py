@@ -1,0 +1,142 @@
+"""Per-customer forecasts with the champion (DESIGN.md output contract). No Dagster imports.
+
+One row per user known at the cutoff (customer_features' population): user_id,
+predicted_value (the champion's), p10, p90 (the LightGBM quantile members when they were
+trained for this scoring date, else empty), p_alive and expected_purchases (the BG/NBD model
+fitted at the cutoff; 0 purchases for users without a purchase yet), segment, model (the
+champion's registry ref) and cold_start (no purchase before the cutoff + 1 day).
+
+Segments: cold_start users are "new"; the others are ranked by predicted value: the top 20%
+"high", the next 30% "medium", the rest "low".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+OUTPUT_COLUMNS = ["user_id", "predicted_value", "p10", "p90", "p_alive", "expected_purchases",
+                  "segment", "model", "cold_start"]
+SEGMENT_SHARES = (("high", 0.2), ("medium", 0.3))
+
+
+def segments(value: np.ndarray, cold_start: np.ndarray) -> np.ndarray:
+    """'new' for cold starts; 'high' / 'medium' / 'low' by rank of value among the others."""
+    out = np.full(len(value), "new", dtype=object)
+    warm = np.flatnonzero(~cold_start)
+    if len(warm):
+        order = warm[np.argsort(-value[warm], kind="stable")]
+        start = 0
+        for name, share in SEGMENT_SHARES:
+            stop = start + int(round(share * len(order)))
+            out[order[start:stop]] = name
+            start = stop
+        out[order[start:]] = "low"
+    return out
+
+
+def forecast(population: pd.DataFrame, summary: pd.DataFrame, horizon_days: int,
+             models: dict[str, object], gbm_frame: Callable[[], pd.DataFrame] | None,
+             champion: str, champion_ref: str) -> pd.DataFrame:
+    """The output contract's rows for `population` (user_id, is_cold_start).
+
+    models: registry name -> loaded model for every candidate the champion may need
+    (bgnbd_gg at least; gbm_<member>; a blend's members). gbm_frame builds the LightGBM input
+    frame (features + BTYD inputs, one row per population user) when a LightGBM model is used.
+    """
+    users = population[["user_id"]].reset_index(drop=True)
+    cold = population["is_cold_start"].fillna(False).to_numpy(bool)
+    frame: pd.DataFrame | None = None
+
+    def values(name: str) -> np.ndarray:
+        nonlocal frame
+        model = models[name]
+        if name.startswith("gbm_"):
+            if frame is None:
+                frame = gbm_frame().set_index("user_id").loc[users["user_id"]].reset_index()
+            return np.asarray(model.predict(frame), dtype=float)
+        if hasattr(model, "combine"):  # a blend of other candidates
+            return np.asarray(model.combine({m: values(m) for m in model.weights}), dtype=float)
+        pred = model.predict(summary, horizon_days).set_index("user_id")["predicted_value"]
+        return users["user_id"].map(pred).fillna(0.0).to_numpy(float)
+
+    btyd = models["bgnbd_gg"].predict(summary, horizon_days).set_index("user_id")
+    out = users.assign(
+        predicted_value=np.clip(values(champion), 0.0, None),
+        p10=values("gbm_quantile_p10") if "gbm_quantile_p10" in models else np.nan,
+        p90=values("gbm_quantile_p90") if "gbm_quantile_p90" in models else np.nan,
+        p_alive=users["user_id"].map(btyd["p_alive"]).to_numpy(float),
+        expected_purchases=users["user_id"].map(btyd["expected_purchases"]).fillna(0.0).to_numpy(float),
+    )
+    lo, hi = out[["p10", "p90"]].min(axis=1), out[["p10", "p90"]].max(axis=1)
+    out["p10"], out["p90"] = lo.where(out["p10"].notna()), hi.where(out["p90"].notna())
+    out["segment"] = segments(out["predicted_value"].to_numpy(float), cold)
+    out["model"] = champion_ref
+    out["cold_start"] = cold
+    return out[OUTPUT_COLUMNS]
+
+
+def write_table(frame: pd.DataFrame, path) -> None:
+    """Write .parquet or .csv atomically (a temporary file in the same directory, then rename)."""
+    import os
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        if path.suffix == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _load_ref(registry, ref: str):
+    name, version = ref.split("/v")
+    return registry.load(name, int(version))
+
+
+def score_as_of(ltv_home, cutoff, horizon_days: int) -> tuple[pd.DataFrame, dict]:
+    """Forecasts for everyone known at `cutoff` with the registry's champion, from the marts
+    and the Feast store under ltv_home (built for this cutoff), and what was used."""
+    from pathlib import Path
+
+    from ltv_pipeline.lib import feature_store, marts, training, warehouse
+    from ltv_pipeline.lib.registry import ModelRegistry
+
+    registry = ModelRegistry(Path(ltv_home) / "models")
+    champ = registry.champion()
+    if champ is None:
+        raise RuntimeError("the model registry has no champion: the champion asset did not run")
+    with warehouse.connect(Path(ltv_home) / "warehouse.duckdb", read_only=True) as con:
+        population = marts.population(con, cutoff)
+        summary = marts.btyd_summary(con, [cutoff])
+    models = {"bgnbd_gg": registry.load("bgnbd_gg")}
+    champion_obj = champ.load()
+    models[champ.name] = champion_obj
+    for ref in getattr(champion_obj, "refs", {}).values():
+        models[ref.split("/v")[0]] = _load_ref(registry, ref)
+    for q in ("gbm_quantile_p10", "gbm_quantile_p90"):
+        if q in registry.names():
+            models[q] = registry.load(q)
+
+    def gbm_frame() -> pd.DataFrame:
+        store = feature_store.feature_store(Path(ltv_home))
+        entity = population[["user_id", "cutoff_date"]]
+        feats = feature_store.training_frame(store, entity)
+        btyd = models["bgnbd_gg"].predict(summary, horizon_days)
+        btyd_feats = pd.DataFrame({
+            "user_id": btyd["user_id"], "cutoff_date": entity["cutoff_date"].iloc[0] if len(entity) else cutoff,
+            "btyd_expected_purchases": btyd["expected_purchases"], "btyd_p_alive": btyd["p_alive"],
+            "btyd_expected_spend": btyd["expected_spend"], "btyd_value": btyd["predicted_value"],
+        })
+        return training.model_frame(feats, btyd_feats)
+
+    out = forecast(population, summary, horizon_days, models, gbm_frame, champ.name, champ.ref)
+    used = {"champion": champ.ref, "models": sorted(models)}
+    return out, used

@@ -1,0 +1,62 @@
+"""`ltv predict` on lifetimes' CDNOW_sample at the classic split (D = 1997-09-30, H = 273)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from importlib.resources import files
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+LTV = str(Path(sys.executable).parent / "ltv")
+PUBLISHED = {  # Fader, Hardie and Lee 2005; Fader and Hardie 2013; day units (DESIGN.md)
+    "bgnbd": {"r": 0.2426, "alpha": 30.895, "a": 0.7929, "b": 2.4259},
+    "pareto_nbd": {"r": 0.5533, "alpha": 74.04, "s": 0.6063, "beta": 81.69},
+    "gamma_gamma": {"p": 6.2496, "q": 3.7442, "v": 15.4435},
+}
+
+
+def cdnow_sample_csv(path: Path) -> Path:
+    raw = pd.read_csv(files("lifetimes") / "datasets" / "CDNOW_sample.txt", sep=r"\s+", header=None,
+                      names=["user_id", "index", "date", "cds", "amount"], dtype={"user_id": str, "date": str})
+    raw["ts"] = pd.to_datetime(raw["date"], format="%Y%m%d").dt.strftime("%Y-%m-%d")
+    raw[["user_id", "ts", "amount"]].to_csv(path, index=False)
+    return path
+
+
+def test_predict_classic_split_reports_published_btyd_estimates(tmp_path):
+    tx = cdnow_sample_csv(tmp_path / "cdnow_sample.csv")
+    out, report = tmp_path / "scores.csv", tmp_path / "report.json"
+    env = {**os.environ, "LTV_HOME": str(tmp_path / "home")}
+    env.pop("DAGSTER_HOME", None)
+    proc = subprocess.run(
+        [LTV, "predict", "--transactions", str(tx), "--cutoff", "1997-09-30",
+         "--horizon-days", "273", "--out", str(out), "--report", str(report)],
+        env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    scores = pd.read_csv(out, dtype={"user_id": str})
+    assert list(scores.columns) == ["user_id", "predicted_value", "p10", "p90", "p_alive",
+                                    "expected_purchases", "segment", "model", "cold_start"]
+    assert len(scores) == 2357 and scores["user_id"].is_unique
+    assert (scores["predicted_value"] >= 0).all() and scores["p_alive"].between(0, 1).all()
+    assert set(scores["segment"]) == {"high", "medium", "low"}
+    rep = json.loads(report.read_text())
+    assert rep["cutoff"] == "1997-09-30" and rep["horizon_days"] == 273
+    assert rep["champion"] == scores["model"].iloc[0]
+    for model, params in PUBLISHED.items():
+        for name, value in params.items():
+            got = rep["btyd_parameters"][model][name]
+            assert abs(got / value - 1) < 0.002, (model, name, got, value)
+    # the BTYD summary the fits used is in the warehouse
+    con = duckdb.connect(str(tmp_path / "home" / "warehouse.duckdb"), read_only=True)
+    try:
+        n = con.execute("select count(*) from marts.customer_btyd_summary "
+                        "where cutoff_date = date '1997-09-30'").fetchone()[0]
+    finally:
+        con.close()
+    assert n == 2357
