@@ -13,7 +13,7 @@ full_pipeline_job = dg.define_asset_job(
 
 predict_job = dg.define_asset_job(
     "predict_job",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.assets("online_features"),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.tag("ltv/serves", "online"),
     description="What `ltv predict` runs: the whole graph but the online store, as of a cutoff.",
 )
 

@@ -58,7 +58,12 @@ class OnlineFeaturesConfig(dg.Config):
     )
 
 
-@dg.asset(group_name=groups.FEATURES, kinds={"feast"}, deps=[feast_registry, *MART_KEYS])
+# Assets that only serve the online store carry this tag; `ltv predict` (predict_job) skips them.
+ONLINE_ONLY_TAG = {"ltv/serves": "online"}
+
+
+@dg.asset(group_name=groups.FEATURES, kinds={"feast"}, deps=[feast_registry, *MART_KEYS],
+          tags=ONLINE_ONLY_TAG)
 def online_features(
     context: dg.AssetExecutionContext, config: OnlineFeaturesConfig, warehouse_db: WarehouseResource
 ) -> dg.MaterializeResult:
