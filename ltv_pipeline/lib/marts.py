@@ -45,7 +45,8 @@ def read_plan(con: duckdb.DuckDBPyConnection) -> BuiltPlan:
     )
 
 
-def _in_list(cutoffs) -> str:
+def in_list(cutoffs) -> str:
+    """A SQL list of date literals from dates or ISO strings (values are parsed, never pasted)."""
     return ", ".join(f"date '{pd.Timestamp(c).date().isoformat()}'" for c in cutoffs) or "null"
 
 
@@ -53,7 +54,7 @@ def btyd_summary(con: duckdb.DuckDBPyConnection, cutoffs) -> pd.DataFrame:
     """user_id, cutoff_date, frequency, recency, T, monetary_value for the given cutoffs."""
     return con.execute(
         "select user_id, cutoff_date, frequency, recency, \"T\", monetary_value "
-        f"from marts.customer_btyd_summary where cutoff_date in ({_in_list(cutoffs)}) "
+        f"from marts.customer_btyd_summary where cutoff_date in ({in_list(cutoffs)}) "
         "order by cutoff_date, user_id"
     ).df()
 
@@ -62,7 +63,7 @@ def labels(con: duckdb.DuckDBPyConnection, cutoffs, horizon_days: int) -> pd.Dat
     """user_id, cutoff_date, value, margin, n_orders of complete label windows."""
     return con.execute(
         "select user_id, cutoff_date, value, margin, n_orders from marts.customer_labels "
-        f"where cutoff_date in ({_in_list(cutoffs)}) and horizon_days = ? "
+        f"where cutoff_date in ({in_list(cutoffs)}) and horizon_days = ? and is_window_complete "
         "order by cutoff_date, user_id",
         [int(horizon_days)],
     ).df()
@@ -72,7 +73,7 @@ def population(con: duckdb.DuckDBPyConnection, cutoff) -> pd.DataFrame:
     """Everyone known at a cutoff (customer_features rows): user_id, cutoff_date, is_cold_start."""
     return con.execute(
         "select user_id, cutoff_date, is_cold_start from marts.customer_features "
-        f"where cutoff_date = {_in_list([cutoff])} order by user_id"
+        f"where cutoff_date = {in_list([cutoff])} order by user_id"
     ).df()
 
 

@@ -8,7 +8,6 @@ The suites themselves live in lib/quality_suites.py.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping
@@ -22,6 +21,8 @@ import great_expectations.expectations as gxe
 import numpy as np
 import pandas as pd
 from great_expectations.data_context.types.base import ProgressBarsConfig
+
+from ltv_pipeline.lib.jsonable import to_jsonable
 
 SAMPLE_SIZE = 5
 
@@ -261,31 +262,3 @@ def _int_or_none(v) -> int | None:
 
 def _float_or_none(v) -> float | None:
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
-
-
-def to_jsonable(v: Any) -> Any:
-    """Plain JSON types: timestamps as ISO strings, numpy scalars as Python, NaN/NaT as None."""
-    if isinstance(v, Mapping):
-        return {str(k): to_jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple, set)):
-        return [to_jsonable(x) for x in v]
-    if isinstance(v, np.ndarray):
-        return [to_jsonable(x) for x in v.tolist()]
-    if v is None or v is pd.NaT:
-        return None
-    if isinstance(v, (pd.Timestamp, dt.datetime, dt.date)):
-        return v.isoformat()
-    if isinstance(v, np.datetime64):
-        return None if np.isnat(v) else pd.Timestamp(v).isoformat()
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, (str, int, float, bool)):
-        return v
-    try:
-        if pd.isna(v):
-            return None
-    except (TypeError, ValueError):
-        pass
-    return str(v)

@@ -21,7 +21,6 @@ import contextlib
 import fcntl
 import hashlib
 import json
-import math
 import os
 import pickle
 import re
@@ -36,6 +35,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from ltv_pipeline.lib.jsonable import to_jsonable
 
 MODEL_FILE, MANIFEST_FILE = "model.pkl", "manifest.json"
 CHAMPION_FILE, HISTORY_FILE = "champion.json", "champion_history.jsonl"
@@ -75,23 +76,6 @@ def fingerprint_frame(df: pd.DataFrame) -> str:
     h.update(json.dumps([[str(c), str(t)] for c, t in df.dtypes.items()]).encode())
     h.update(np.ascontiguousarray(pd.util.hash_pandas_object(df, index=False).to_numpy()).tobytes())
     return h.hexdigest()
-
-
-def _jsonable(value: Any) -> Any:
-    """Plain JSON: numpy scalars to Python, non-finite floats to None, dates to ISO strings."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if value is None or isinstance(value, (str, int, bool)):
-        return value
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return str(value)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -164,7 +148,7 @@ class ModelRegistry:
             counter = base / ".last_version"
             last = int(counter.read_text()) if counter.is_file() else 0
             version = max([last, *(v.version for v in self.list_versions(name))]) + 1
-            manifest = _jsonable({
+            manifest = to_jsonable({
                 "name": name, "version": version, "ref": f"{name}/v{version}", "family": family,
                 "params": params, "training_cutoffs": list(training_cutoffs),
                 "feature_service": feature_service, "data_fingerprint": data_fingerprint,
@@ -225,7 +209,7 @@ class ModelRegistry:
         return json.loads(path.read_text()) if path.is_file() else None
 
     def _move_champion(self, entry: dict[str, Any], stack: list[dict[str, Any]]) -> None:
-        entry = _jsonable({**entry, "at": datetime.now(UTC).isoformat(timespec="seconds")})
+        entry = to_jsonable({**entry, "at": datetime.now(UTC).isoformat(timespec="seconds")})
         _atomic_write(self.root / CHAMPION_FILE,
                       json.dumps({**entry, "stack": stack}, indent=2).encode())
         with open(self.root / HISTORY_FILE, "a") as f:

@@ -14,7 +14,8 @@ import duckdb
 import pandas as pd
 
 from ltv_pipeline.lib import backtest, champion, cutoffs, feature_store, marts, plots, training
-from ltv_pipeline.lib.registry import ModelRegistry, ModelVersion, _jsonable
+from ltv_pipeline.lib.jsonable import to_jsonable
+from ltv_pipeline.lib.registry import ModelRegistry, ModelVersion
 
 RESULTS_FILE, DECISION_FILE = "backtest.json", "champion_decision.json"
 
@@ -28,7 +29,7 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name}-")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(_jsonable(payload), f)
+            json.dump(to_jsonable(payload), f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -49,15 +50,6 @@ def origin_train_cutoffs(plan: marts.BuiltPlan, origin: date) -> tuple[date, ...
     return plan.train_cutoffs_before(origin)[-n:]
 
 
-def complete_labels(con: duckdb.DuckDBPyConnection, days, horizon_days: int) -> pd.DataFrame:
-    """user_id, cutoff_date, value of label windows the data fully covers."""
-    frame = marts.labels(con, days, horizon_days)
-    done = con.execute(
-        "select user_id, cutoff_date from marts.customer_labels where is_window_complete "
-        f"and horizon_days = ? and cutoff_date in ({marts._in_list(days)})", [int(horizon_days)]).df()
-    return frame.merge(done, on=["user_id", "cutoff_date"], how="inner")
-
-
 def read_origin_data(con: duckdb.DuckDBPyConnection, plan: marts.BuiltPlan,
                      origins: list[date]) -> tuple[list[backtest.OriginData], dict[date, Any]]:
     """Per origin: BTYD summary (+ revenue_total), complete labels, and the raw pieces for the
@@ -67,8 +59,8 @@ def read_origin_data(con: duckdb.DuckDBPyConnection, plan: marts.BuiltPlan,
     summaries = marts.btyd_summary(con, days)
     revenue = con.execute(
         "select user_id, cutoff_date, revenue_total from marts.customer_features "
-        f"where cutoff_date in ({marts._in_list(origins)})").df()
-    labels = complete_labels(con, days, H)
+        f"where cutoff_date in ({marts.in_list(origins)})").df()
+    labels = marts.labels(con, days, H)
     for f in (summaries, revenue, labels):
         f["cutoff_date"] = pd.to_datetime(f["cutoff_date"]).dt.date
     out = []
