@@ -130,6 +130,11 @@ def btyd_bgnbd_unweighted(work: Path, n: int) -> None:
 STAGES = {f.__name__: f for f in (generate, ingest, raw_quality_suites, duckdb_floor,
                                   lifetimes_reference, dbt_marts, btyd_bgnbd_weighted,
                                   btyd_bgnbd_unweighted)}
+# Stages of other domains live in their own modules (each a STAGES dict of the same form);
+# they run after these, in this order, on the same work directory.
+from bench import stages_feast, stages_scoring  # noqa: E402
+
+STAGES |= stages_feast.STAGES | stages_scoring.STAGES
 
 if __name__ == "__main__":
     stage, work, n = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])

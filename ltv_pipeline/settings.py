@@ -7,7 +7,9 @@ somewhere else before running anything.
 
 from __future__ import annotations
 
+import json
 import os
+from datetime import date
 from pathlib import Path
 
 DEFAULT_HOME = ".ltv"
@@ -17,6 +19,9 @@ BASE_CURRENCY = "USD"
 # Size of the synthetic log that `--source synthetic` generates when no size is given.
 DEFAULT_SYNTHETIC_USERS = 5_000
 DEFAULT_SYNTHETIC_SEED = 0
+# First scoring partition when no data has been loaded yet (CDNOW's first day); once a source is
+# loaded, the partitions start at its first transaction date (LTV_HOME/data_span.json).
+DEFAULT_PARTITIONS_START = "1997-01-01"
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
@@ -54,6 +59,38 @@ def model_registry_dir() -> Path:
 
 def exports_dir() -> Path:
     return ltv_home() / "exports"
+
+
+def data_span_path() -> Path:
+    """First and last transaction dates of the loaded data, written by the ingest asset."""
+    return ltv_home() / "data_span.json"
+
+
+def write_data_span(first: date, last: date) -> None:
+    """Record the loaded data's date range (atomically) for the daily partitions."""
+    path = data_span_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps({"first_date": first.isoformat(), "last_date": last.isoformat()}))
+    os.replace(tmp, path)
+
+
+def data_span() -> tuple[date, date] | None:
+    """(first, last) transaction date of the loaded data, or None before any load."""
+    try:
+        span = json.loads(data_span_path().read_text())
+        return date.fromisoformat(span["first_date"]), date.fromisoformat(span["last_date"])
+    except (FileNotFoundError, KeyError, ValueError):
+        return None
+
+
+def partitions_start() -> str:
+    """Where the daily partitions begin: LTV_PARTITIONS_START if set, else the loaded data's
+    first transaction date, else DEFAULT_PARTITIONS_START."""
+    if os.environ.get("LTV_PARTITIONS_START"):
+        return date.fromisoformat(os.environ["LTV_PARTITIONS_START"]).isoformat()
+    span = data_span()
+    return span[0].isoformat() if span else DEFAULT_PARTITIONS_START
 
 
 def dbt_target_dir() -> Path:

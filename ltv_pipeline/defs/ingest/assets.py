@@ -57,6 +57,11 @@ def raw_tables(context: dg.AssetExecutionContext, config: IngestConfig, warehous
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     batch_id = f"{stamp}-{uuid.uuid4().hex[:8]}"
     warehouse.replace_raw_tables(warehouse_db.path, batch_id, config.source, loads)
+    transactions = next(load.clean for load in loads if load.table == "transactions")
+    if len(transactions):
+        first, last = transactions["ts"].min().date(), transactions["ts"].max().date()
+        settings.write_data_span(first, last)
+        context.log.info(f"data spans {first} to {last} (the daily partitions start at {first})")
     for load in loads:
         reasons = load.quarantined["reason"].value_counts().to_dict() if len(load.quarantined) else {}
         context.log.info(f"raw.{load.table}: {len(load.clean):,} rows, {len(load.quarantined):,} quarantined")
