@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("score", help="materialize the daily scoring partitions D1..D2")
     s.add_argument("--from", dest="date_from", type=iso_date, required=True)
     s.add_argument("--to", dest="date_to", type=iso_date, required=True)
+    s.add_argument("--skip-online", action="store_true",
+                   help="leave the Feast online store as it is (batch scores and exports only)")
 
     m = sub.add_parser("monitor", help="materialize the monitoring partition and print JSON")
     m.add_argument("--as-of", type=iso_date, required=True)
@@ -144,7 +146,7 @@ def _commands() -> dict[str, Callable[[argparse.Namespace], int]]:
         "demo": commands.demo,
         "generate": commands.generate,
         "ui": commands.ui,
-        "score": _not_built("score", 8),
+        "score": commands.score,
         "monitor": _not_built("monitor", 9),
         "predict": commands.predict,
         "score-user": _not_built("score-user", 5),

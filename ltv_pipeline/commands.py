@@ -16,7 +16,8 @@ from ltv_pipeline import settings
 from ltv_pipeline.cli import EXIT_OK, progress
 
 
-def run_job(job_name: str, run_config: dict[str, Any], tags: dict[str, str] | None = None):
+def run_job(job_name: str, run_config: dict[str, Any], tags: dict[str, str] | None = None,
+            skip_online: bool = False):
     """Execute a job in this process against LTV_HOME's Dagster instance, so the run is
     recorded and visible in the UI. Raises the failure (wrapped by Dagster) on error."""
     settings.ensure_home()
@@ -25,12 +26,18 @@ def run_job(job_name: str, run_config: dict[str, Any], tags: dict[str, str] | No
     from ltv_pipeline.definitions import defs
 
     job = defs.resolve_job_def(job_name)
+    selection = None
+    if skip_online:  # assets that only serve the online store (`ltv predict` skips them)
+        graph = job.asset_layer.asset_graph
+        selection = [k for k in graph.get_all_asset_keys() if graph.has(k) and graph.get(k).is_executable
+                     and graph.get(k).tags.get("ltv/serves") != "online"]
     run_config = {"loggers": {"ltv_progress": {"config": {"log_level": "INFO"}}}, **run_config}
     # Progress (dagster-dbt echoes dbt's log lines on stdout) belongs on stderr: stdout is for
     # data and JSON.
     with dg.DagsterInstance.get() as instance, contextlib.redirect_stdout(sys.stderr):
         result = job.execute_in_process(
-            run_config=run_config, instance=instance, tags=tags or {}, raise_on_error=True
+            run_config=run_config, instance=instance, tags=tags or {}, raise_on_error=True,
+            asset_selection=selection,
         )
     return result
 
@@ -52,8 +59,73 @@ def demo(args: argparse.Namespace) -> int:
     }
     result = run_job("full_pipeline_job", run_config, tags={"ltv/command": "demo"})
     progress(f"run {result.run_id} finished in {time.perf_counter() - t0:.1f} s")
+    day = _scoring_date(result)
+    scored = score_range(day, day, {"ltv/command": "demo"})
     print_leaderboard(result)
     print_outputs(result.run_id)
+    print(f"scores: {_scores_line(day)} (run {scored})")
+    return EXIT_OK
+
+
+def _scoring_date(result) -> str:
+    """The as-of date the full pipeline built (the scoring date of its dbt plan)."""
+    from ltv_pipeline.lib import marts, warehouse
+
+    with warehouse.connect(settings.warehouse_path(), read_only=True) as con:
+        return marts.read_plan(con).scoring_date.isoformat()
+
+
+def _scores_line(day: str) -> str:
+    from ltv_pipeline.lib import scores
+
+    n = scores.partition_counts(settings.warehouse_path()).get(day, 0)
+    return (f"{n:,} users in {scores.TABLE} for {day}; audiences in "
+            f"{settings.exports_dir() / day}")
+
+
+def score_range(first: str, last: str, tags: dict[str, str] | None = None,
+                skip_online: bool = False) -> str:
+    """Materialize the scoring partitions first..last (score_job) in one run; returns its id.
+    The partitions are read when the definitions load: when this process loaded them before a
+    source with an earlier start was ingested, the run happens in a fresh `ltv score` process."""
+    from ltv_pipeline.partitions import has_partition
+
+    if not has_partition(first) and "ltv_pipeline.definitions" in sys.modules:
+        progress(f"the partitions were loaded before {first} existed: scoring in a new process")
+        subprocess.run([sys.executable, "-m", "ltv_pipeline.cli", "score", "--from", first,
+                        "--to", last, *(["--skip-online"] if skip_online else [])], check=True)
+        return "(see the UI)"
+    run_tags = {"dagster/asset_partition_range_start": first,
+                "dagster/asset_partition_range_end": last, **(tags or {})}
+    if first == last:
+        run_tags = {"dagster/partition": first, **(tags or {})}
+    return run_job("score_job", {}, tags=run_tags, skip_online=skip_online).run_id
+
+
+def score(args: argparse.Namespace) -> int:
+    """`ltv score --from D1 --to D2`: the scoring partitions D1..D2 through Dagster, one run."""
+    from ltv_pipeline.lib import scores
+    from ltv_pipeline.lib.errors import InputError
+    from ltv_pipeline.partitions import daily_partitions, has_partition
+
+    settings.ensure_home()
+    first, last = args.date_from.isoformat(), args.date_to.isoformat()
+    for option, day in (("--from", first), ("--to", last)):
+        if not has_partition(day):
+            start = daily_partitions.start.date().isoformat()
+            raise InputError(f"{option} {day} is not a scoring partition: partitions run from "
+                             f"{start} (the loaded data's first day) to yesterday")
+    if not (settings.model_registry_dir() / "champion.json").exists():
+        raise InputError("there is no champion model yet: run `ltv demo` (or the full pipeline) "
+                         "before scoring partitions")
+    t0 = time.perf_counter()
+    run_id = score_range(first, last, {"ltv/command": "score"}, skip_online=args.skip_online)
+    counts = scores.partition_counts(settings.warehouse_path())
+    days = [d for d in counts if first <= d <= last]
+    progress(f"scored {len(days)} partition(s) {first}..{last} in {time.perf_counter() - t0:.1f} s "
+             f"(run {run_id})")
+    for day in days:
+        print(f"{day}\t{counts[day]:,} users")
     return EXIT_OK
 
 
@@ -159,7 +231,8 @@ def predict(args: argparse.Namespace) -> int:
     with the champion's forecast (lib/scoring.py) in --out, and the report in --report."""
     import json
 
-    from ltv_pipeline.lib.scoring import score_as_of, write_table
+    from ltv_pipeline.lib import scores
+    from ltv_pipeline.lib.scoring import OUTPUT_COLUMNS, write_table
 
     home = settings.ensure_home()
     cutoff = args.cutoff.isoformat()
@@ -170,13 +243,16 @@ def predict(args: argparse.Namespace) -> int:
         "raw_tables": {"config": {"source": str(staged)}},
         "ltv_dbt_models": {"config": {"as_of": cutoff, "horizon_days": args.horizon_days}},
     }}
-    result = run_job("predict_job", run_config, tags={"ltv/command": "predict"})
-    scores, used = score_as_of(home, args.cutoff, args.horizon_days)
-    write_table(scores, args.out)
-    progress(f"{len(scores):,} users forecast with {used['champion']} in "
+    result = run_job("full_pipeline_job", run_config, tags={"ltv/command": "predict"})
+    # the scoring partition of the cutoff, as the daily schedule would write it (no online store)
+    score_range(cutoff, cutoff, {"ltv/command": "predict"}, skip_online=True)
+    rows = scores.read_partition(settings.warehouse_path(), cutoff)
+    write_table(rows.sort_values("user_id", kind="stable")[OUTPUT_COLUMNS], args.out)
+    champion = rows["model"].iloc[0] if len(rows) else "none"
+    progress(f"{len(rows):,} users forecast with {champion} in "
              f"{time.perf_counter() - t0:.1f} s (run {result.run_id}): {args.out}")
     if args.report:
-        report = _report(cutoff, args.horizon_days, used)
+        report = _report(cutoff, args.horizon_days, {"champion": champion})
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(json.dumps(report, indent=2, default=str))
         progress(f"report: {args.report}")

@@ -3,22 +3,23 @@
 A partition key is a scoring date D (YYYY-MM-DD): the partition holds what is computed as of
 the end of D under the time rule (history ts < D + 1 day). The range starts at the loaded data's
 first transaction date (settings.partitions_start, read when the definitions load; reload the
-code location in the UI after loading a source with an earlier start) and ends today, so the
-daily schedule can ask for yesterday.
+code location in the UI after loading a source with an earlier start) and ends yesterday, the
+last complete day: the daily schedule asks for it.
 """
 
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
 
 from ltv_pipeline import settings
 
 daily_partitions = dg.DailyPartitionsDefinition(
-    start_date=settings.partitions_start(), end_offset=1, fmt="%Y-%m-%d"
+    start_date=settings.partitions_start(), end_offset=0, fmt="%Y-%m-%d"
 )
 
 
 def has_partition(day: date | str) -> bool:
     """Whether `day` is a key of daily_partitions as loaded in this process."""
     key = day if isinstance(day, str) else day.isoformat()
-    return key >= daily_partitions.start.strftime("%Y-%m-%d") and key <= date.today().isoformat()
+    yesterday = (date.today() - timedelta(days=1)).isoformat()
+    return daily_partitions.start.strftime("%Y-%m-%d") <= key <= yesterday

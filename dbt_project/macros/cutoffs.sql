@@ -60,3 +60,15 @@
         {%- endif -%}
     {%- endif -%}
 {% endmacro %}
+
+
+{#- Where int_cutoffs_planned is stored: the training plan (build_kind 'training', the default)
+    or the plan of a scoring build ('scoring'), so the two never overwrite each other. -#}
+{% macro ltv_cutoff_plan_alias() %}
+    {%- set kind = var('build_kind', 'training') -%}
+    {%- if kind == 'training' -%}{{ return('int_cutoffs_planned') }}
+    {%- elif kind == 'scoring' -%}{{ return('int_cutoffs_scoring') }}
+    {%- else -%}
+        {{ exceptions.raise_compiler_error("build_kind must be 'training' or 'scoring', got " ~ kind) }}
+    {%- endif -%}
+{% endmacro %}

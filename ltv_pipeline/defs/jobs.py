@@ -5,16 +5,20 @@ import sys
 
 import dagster as dg
 
-full_pipeline_job = dg.define_asset_job(
-    "full_pipeline_job",
-    selection=dg.AssetSelection.all(),
-    description="Load the source and build everything downstream of it, as of one date.",
+from ltv_pipeline import groups
+
+# The daily-partitioned assets (scoring, monitoring, the online store per scoring date) run in
+# their own jobs (defs/scoring/schedules.py score_job); everything else is one as-of build.
+PARTITIONED = dg.AssetSelection.groups(groups.SCORING, groups.MONITORING) | dg.AssetSelection.tag(
+    "ltv/serves", "online"
 )
 
-predict_job = dg.define_asset_job(
-    "predict_job",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.tag("ltv/serves", "online"),
-    description="What `ltv predict` runs: the whole graph but the online store, as of a cutoff.",
+full_pipeline_job = dg.define_asset_job(
+    "full_pipeline_job",
+    selection=dg.AssetSelection.all() - PARTITIONED,
+    description="Load the source and build everything downstream of it as of one date: checks, "
+    "features, Feast registry, training, backtests, champion. `ltv demo` and `ltv predict` run it, "
+    "then the scoring partition of that date (score_job).",
 )
 
 _SHOWN_EVENTS = {"STEP_START": "started", "STEP_SUCCESS": "done"}
@@ -59,6 +63,6 @@ def ltv_progress(init_context: dg.InitLoggerContext) -> logging.Logger:
 
 
 defs = dg.Definitions(
-    jobs=[full_pipeline_job, predict_job],
+    jobs=[full_pipeline_job],
     loggers={"console": dg.colored_console_logger, "ltv_progress": ltv_progress},
 )

@@ -1,7 +1,7 @@
 """The --vars that tell the dbt project which cutoffs to build (pure; no Dagster, no I/O).
 
 Names and meanings match dbt_project/dbt_project.yml's vars: cutoffs, scoring_date,
-backtest_origins, train_cutoffs, horizon_days, base_currency, decay_half_life_days.
+backtest_origins, train_cutoffs, build_kind, horizon_days, base_currency, decay_half_life_days.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from ltv_pipeline import settings
 from ltv_pipeline.lib.cutoffs import CutoffPlan
 
 DEFAULT_DECAY_HALF_LIFE_DAYS = 90
+BUILD_KINDS = ("training", "scoring")
 
 
 def _iso(value: date | str) -> str:
@@ -39,6 +40,7 @@ def dbt_vars(
     scoring_date: date | str | None = None,
     backtest_origins: Iterable[date | str] = (),
     train_cutoffs: Iterable[date | str] = (),
+    build_kind: str = "training",
     base_currency: str = settings.BASE_CURRENCY,
     decay_half_life_days: float = DEFAULT_DECAY_HALF_LIFE_DAYS,
 ) -> dict[str, Any]:
@@ -50,6 +52,8 @@ def dbt_vars(
     """
     if isinstance(horizon_days, bool) or int(horizon_days) != horizon_days or horizon_days <= 0:
         raise ValueError(f"horizon_days must be a positive integer, got {horizon_days!r}")
+    if build_kind not in BUILD_KINDS:
+        raise ValueError(f"build_kind must be one of {BUILD_KINDS}, got {build_kind!r}")
     if decay_half_life_days <= 0:
         raise ValueError(f"decay_half_life_days must be positive, got {decay_half_life_days!r}")
     if isinstance(cutoffs, (str, date)):
@@ -68,6 +72,7 @@ def dbt_vars(
         "scoring_date": scoring,
         "backtest_origins": origins,
         "train_cutoffs": trains,
+        "build_kind": build_kind,
         "horizon_days": int(horizon_days),
         "base_currency": currency,
         "decay_half_life_days": decay_half_life_days,
@@ -88,6 +93,13 @@ def vars_for_plan(plan: CutoffPlan, **kwargs: Any) -> dict[str, Any]:
         train_cutoffs=sorted(trains),
         **kwargs,
     )
+
+
+def vars_for_scoring(days: Iterable[date | str], horizon_days: int, **kwargs: Any) -> dict[str, Any]:
+    """dbt_vars of a scoring build: the features and BTYD summaries of each day in `days`
+    (a scoring partition or a backfill's range), planned in int_cutoffs_scoring so the
+    training plan is left as it is."""
+    return dbt_vars(list(days), horizon_days, build_kind="scoring", **kwargs)
 
 
 def as_cli_args(vars: Mapping[str, Any]) -> list[str]:

@@ -70,9 +70,10 @@ def labels(con: duckdb.DuckDBPyConnection, cutoffs, horizon_days: int) -> pd.Dat
 
 
 def population(con: duckdb.DuckDBPyConnection, cutoff) -> pd.DataFrame:
-    """Everyone known at a cutoff (customer_features rows): user_id, cutoff_date, is_cold_start."""
+    """Everyone known at a cutoff (customer_features rows): user_id, cutoff_date, is_cold_start,
+    margin_share (historical margin / revenue, null without revenue)."""
     return con.execute(
-        "select user_id, cutoff_date, is_cold_start from marts.customer_features "
+        "select user_id, cutoff_date, is_cold_start, margin_share from marts.customer_features "
         f"where cutoff_date = {in_list([cutoff])} order by user_id"
     ).df()
 

@@ -6,8 +6,9 @@ trained for this scoring date, else empty), p_alive and expected_purchases (the 
 fitted at the cutoff; 0 purchases for users without a purchase yet), segment, model (the
 champion's registry ref) and cold_start (no purchase before the cutoff + 1 day).
 
-Segments: cold_start users are "new"; the others are ranked by predicted value: the top 20%
-"high", the next 30% "medium", the rest "low".
+Segments come from lib.ranking: thresholds computed on the population's warm users, then
+assigned user by user, so a single user scored later with the stored thresholds gets the same
+segment as in the batch.
 """
 
 from __future__ import annotations
@@ -17,29 +18,14 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from ltv_pipeline.lib import ranking
+
 OUTPUT_COLUMNS = ["user_id", "predicted_value", "p10", "p90", "p_alive", "expected_purchases",
                   "segment", "model", "cold_start"]
-SEGMENT_SHARES = (("high", 0.2), ("medium", 0.3))
-
-
-def segments(value: np.ndarray, cold_start: np.ndarray) -> np.ndarray:
-    """'new' for cold starts; 'high' / 'medium' / 'low' by rank of value among the others."""
-    out = np.full(len(value), "new", dtype=object)
-    warm = np.flatnonzero(~cold_start)
-    if len(warm):
-        order = warm[np.argsort(-value[warm], kind="stable")]
-        start = 0
-        for name, share in SEGMENT_SHARES:
-            stop = start + int(round(share * len(order)))
-            out[order[start:stop]] = name
-            start = stop
-        out[order[start:]] = "low"
-    return out
-
-
 def forecast(population: pd.DataFrame, summary: pd.DataFrame, horizon_days: int,
              models: dict[str, object], gbm_frame: Callable[[], pd.DataFrame] | None,
-             champion: str, champion_ref: str) -> pd.DataFrame:
+             champion: str, champion_ref: str,
+             thresholds: dict[str, float] | None = None) -> pd.DataFrame:
     """The output contract's rows for `population` (user_id, is_cold_start).
 
     models: registry name -> loaded model for every candidate the champion may need
@@ -72,7 +58,10 @@ def forecast(population: pd.DataFrame, summary: pd.DataFrame, horizon_days: int,
     )
     lo, hi = out[["p10", "p90"]].min(axis=1), out[["p10", "p90"]].max(axis=1)
     out["p10"], out["p90"] = lo.where(out["p10"].notna()), hi.where(out["p90"].notna())
-    out["segment"] = segments(out["predicted_value"].to_numpy(float), cold)
+    value = out["predicted_value"].to_numpy(float)
+    if thresholds is None:
+        thresholds = ranking.segment_thresholds(value, cold)
+    out["segment"] = ranking.assign_segments(value, cold, thresholds)
     out["model"] = champion_ref
     out["cold_start"] = cold
     return out[OUTPUT_COLUMNS]
@@ -101,21 +90,12 @@ def _load_ref(registry, ref: str):
     return registry.load(name, int(version))
 
 
-def score_as_of(ltv_home, cutoff, horizon_days: int) -> tuple[pd.DataFrame, dict]:
-    """Forecasts for everyone known at `cutoff` with the registry's champion, from the marts
-    and the Feast store under ltv_home (built for this cutoff), and what was used."""
-    from pathlib import Path
-
-    from ltv_pipeline.lib import feature_store, marts, training, warehouse
-    from ltv_pipeline.lib.registry import ModelRegistry
-
-    registry = ModelRegistry(Path(ltv_home) / "models")
+def champion_models(registry) -> tuple[object, dict[str, object]]:
+    """The champion's ModelVersion and every model scoring needs: bgnbd_gg (p_alive and
+    expected purchases), the champion, a blend's members, the quantile members if trained."""
     champ = registry.champion()
     if champ is None:
         raise RuntimeError("the model registry has no champion: the champion asset did not run")
-    with warehouse.connect(Path(ltv_home) / "warehouse.duckdb", read_only=True) as con:
-        population = marts.population(con, cutoff)
-        summary = marts.btyd_summary(con, [cutoff])
     models = {"bgnbd_gg": registry.load("bgnbd_gg")}
     champion_obj = champ.load()
     models[champ.name] = champion_obj
@@ -124,19 +104,74 @@ def score_as_of(ltv_home, cutoff, horizon_days: int) -> tuple[pd.DataFrame, dict
     for q in ("gbm_quantile_p10", "gbm_quantile_p90"):
         if q in registry.names():
             models[q] = registry.load(q)
+    return champ, models
+
+
+def explainer(registry, models: dict[str, object], champion: str) -> tuple[str, object] | None:
+    """The LightGBM model whose per-user contributions explain the forecast: the champion
+    itself, else the blend's LightGBM member with the largest weight, else (a BTYD champion)
+    the first registered LightGBM point member, labelled by its ref. None without LightGBM."""
+    champion_obj = models[champion]
+    if champion.startswith("gbm_"):
+        return registry.version(champion).ref, champion_obj
+    weights = getattr(champion_obj, "weights", {})
+    members = sorted((w, m) for m, w in weights.items() if m.startswith("gbm_") and w > 0)
+    if members:
+        name = members[-1][1]
+        return champion_obj.refs.get(name, name), models[name]
+    point = [n for n in registry.names() if n.startswith("gbm_") and "quantile" not in n]
+    if not point:
+        return None
+    version = registry.version(point[0])
+    return version.ref, version.load()
+
+
+def score_as_of(ltv_home, cutoff, horizon_days: int, explain: bool = False) -> tuple[pd.DataFrame, dict]:
+    """Forecasts for everyone known at `cutoff` with the registry's champion, from the marts
+    and the Feast store under ltv_home (built for this cutoff), and what was used: champion,
+    models, segment_thresholds, and (explain=True) a top_features column per user with the
+    LightGBM contributions of the model named in used["explained_by"]."""
+    from pathlib import Path
+
+    from ltv_pipeline.lib import feature_store, gbm, marts, training, warehouse
+    from ltv_pipeline.lib.registry import ModelRegistry
+
+    registry = ModelRegistry(Path(ltv_home) / "models")
+    champ, models = champion_models(registry)
+    with warehouse.connect(Path(ltv_home) / "warehouse.duckdb", read_only=True) as con:
+        population = marts.population(con, cutoff)
+        summary = marts.btyd_summary(con, [cutoff])
+    if population.empty:
+        raise ValueError(f"marts.customer_features has no row for cutoff {cutoff}: build that "
+                         "cutoff first (the scoring_features asset of that partition)")
+    cache: dict[str, pd.DataFrame] = {}
 
     def gbm_frame() -> pd.DataFrame:
-        store = feature_store.feature_store(Path(ltv_home))
-        entity = population[["user_id", "cutoff_date"]]
-        feats = feature_store.training_frame(store, entity)
-        btyd = models["bgnbd_gg"].predict(summary, horizon_days)
-        btyd_feats = pd.DataFrame({
-            "user_id": btyd["user_id"], "cutoff_date": entity["cutoff_date"].iloc[0] if len(entity) else cutoff,
-            "btyd_expected_purchases": btyd["expected_purchases"], "btyd_p_alive": btyd["p_alive"],
-            "btyd_expected_spend": btyd["expected_spend"], "btyd_value": btyd["predicted_value"],
-        })
-        return training.model_frame(feats, btyd_feats)
+        if "frame" not in cache:
+            store = feature_store.feature_store(Path(ltv_home))
+            entity = population[["user_id", "cutoff_date"]]
+            feats = feature_store.training_frame(store, entity)
+            btyd = models["bgnbd_gg"].predict(summary, horizon_days)
+            btyd_feats = pd.DataFrame({
+                "user_id": btyd["user_id"], "cutoff_date": entity["cutoff_date"].iloc[0],
+                "btyd_expected_purchases": btyd["expected_purchases"], "btyd_p_alive": btyd["p_alive"],
+                "btyd_expected_spend": btyd["expected_spend"], "btyd_value": btyd["predicted_value"],
+            })
+            cache["frame"] = training.model_frame(feats, btyd_feats)
+        return cache["frame"]
 
     out = forecast(population, summary, horizon_days, models, gbm_frame, champ.name, champ.ref)
-    used = {"champion": champ.ref, "models": sorted(models)}
+    used = {"champion": champ.ref, "models": sorted(models), "horizon_days": int(horizon_days),
+            "segment_thresholds": ranking.segment_thresholds(
+                out["predicted_value"].to_numpy(float), out["cold_start"].to_numpy(bool))}
+    out["margin_rate"] = population["margin_share"].to_numpy(float)
+    if explain:
+        found = explainer(registry, models, champ.name)
+        used["explained_by"] = found[0] if found else None
+        if found:
+            frame = gbm_frame().set_index("user_id").loc[out["user_id"]].reset_index()
+            top = gbm.contributions(found[1], frame, top_k=3)
+            out["top_features"] = top["top_features"].to_numpy()
+        else:
+            out["top_features"] = None
     return out, used

@@ -8,14 +8,16 @@ import pandas as pd
 from ltv_pipeline.lib import scoring
 
 
-def test_segments_rank_warm_users_and_mark_cold_starts_new():
-    value = np.array([10.0, 0.0, 5.0, 1.0, 7.0, 3.0, 2.0, 9.0, 4.0, 6.0, 8.0])
-    cold = np.array([False] * 10 + [True])
-    seg = scoring.segments(value, cold)
-    assert seg[10] == "new"
-    assert list(seg[[0, 7]]) == ["high", "high"]  # top 20% of the 10 warm users
-    assert sorted(seg[[4, 9, 2]]) == ["medium"] * 3  # next 30%
-    assert (seg[[1, 3, 6, 5, 8]] == "low").all()
+def test_forecast_segments_follow_given_thresholds():
+    population = pd.DataFrame({"user_id": ["u1", "u2", "u3"], "is_cold_start": [False, False, True]})
+    summary = pd.DataFrame({"user_id": ["u1", "u2"]})
+    models = {"bgnbd_gg": Const(1.0)}
+    out = scoring.forecast(population, summary, 10, models, None, "bgnbd_gg", "bgnbd_gg/v1",
+                           thresholds={"high": 5.0, "medium": 1.0})
+    assert list(out["segment"]) == ["high", "high", "new"]
+    out = scoring.forecast(population, summary, 10, models, None, "bgnbd_gg", "bgnbd_gg/v1",
+                           thresholds={"high": 50.0, "medium": 10.0})
+    assert list(out["segment"]) == ["medium", "medium", "new"]
 
 
 class Const:

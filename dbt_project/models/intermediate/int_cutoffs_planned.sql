@@ -2,7 +2,11 @@
     scoring_date, backtest_origins, train_cutoffs, horizon_days). For a cutoff D and horizon H:
       history     = ts < history_end_ts                  (D + 1 day)
       label window = [label_start_ts, label_end_ts)       ([D + 1 day, D + 1 day + H days))
-    Every per-cutoff model reads these columns instead of re-deriving the rule. -#}
+    Every per-cutoff model reads these columns instead of re-deriving the rule.
+    A scoring build (var build_kind = 'scoring': the daily scoring partitions) keeps its plan in
+    its own table, int_cutoffs_scoring, so it never replaces the training plan that the
+    training and evaluation assets read from int_cutoffs_planned. -#}
+{{ config(alias=ltv_cutoff_plan_alias()) }}
 {%- set dates = ltv_cutoff_dates() -%}
 {%- set horizon = ltv_horizon_days() -%}
 {%- set origins = [] -%}

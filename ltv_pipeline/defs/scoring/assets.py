@@ -1,0 +1,166 @@
+"""Scoring: the daily partitions (ltv_pipeline.partitions). For a scoring date D: the features
+of D (a dbt scoring build), the champion's forecasts in scores.ltv_scores, audience exports.
+
+Every asset here takes a range of partitions in one run (BackfillPolicy.single_run): a 30-day
+backfill is one dbt build of 30 cutoffs, then 30 replacements of a partition's rows.
+"""
+
+import time
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from ltv_pipeline import groups, settings
+from ltv_pipeline.defs.ingest.assets import RAW_ASSETS
+from ltv_pipeline.defs.resources import WarehouseResource
+from ltv_pipeline.defs.transform.assets import data_span
+from ltv_pipeline.lib import feature_store, marts, plots, ranking, scores, scoring
+from ltv_pipeline.lib.dbt_project import run_dbt
+from ltv_pipeline.lib.dbt_vars import vars_for_scoring
+from ltv_pipeline.lib.errors import InputError
+from ltv_pipeline.partitions import daily_partitions
+
+# The per-cutoff marts a scoring date needs, and everything upstream of them (rebuilt from the
+# raw tables, so a partition always sees the data loaded now); labels are not built.
+SCORING_SELECT = "+customer_features +customer_btyd_summary"
+SINGLE_RUN = dg.BackfillPolicy.single_run()
+
+
+class ScoringConfig(dg.Config):
+    """How a scoring partition forecasts and ranks."""
+
+    horizon_days: int | None = Field(
+        default=None, gt=0,
+        description="Forecast horizon in days; default: the horizon of the training plan "
+        "(intermediate.int_cutoffs_planned), the one the champion was selected for.",
+    )
+    exploration_share: float = Field(
+        default=0.1, ge=0, le=1,
+        description="Share of every top-k of the priority ranking reserved for new and uncertain customers.",
+    )
+    audience_size: int = Field(default=1000, ge=0, description="Users per audience export (top k).")
+    seed: int = Field(default=0, description="Tie-break seed of the priority ranking.")
+
+
+def partition_days(context: dg.AssetExecutionContext) -> list[str]:
+    """The scoring dates of this run (one partition, or a backfill's range), oldest first."""
+    return sorted(context.partition_keys)
+
+
+def training_horizon(warehouse_db: WarehouseResource, config: ScoringConfig) -> int:
+    if config.horizon_days:
+        return config.horizon_days
+    with warehouse_db.connect(read_only=True) as con:
+        try:
+            return marts.read_plan(con).horizon_days
+        except Exception:  # no training build yet: the project default
+            return settings.DEFAULT_HORIZON_DAYS
+
+
+@dg.asset(
+    partitions_def=daily_partitions, backfill_policy=SINGLE_RUN, group_name=groups.SCORING,
+    kinds={"dbt", "duckdb"}, deps=list(RAW_ASSETS.values()),
+)
+def scoring_features(
+    context: dg.AssetExecutionContext, config: ScoringConfig, warehouse_db: WarehouseResource
+) -> dg.MaterializeResult:
+    """The rows of cutoff D in marts.customer_features and marts.customer_btyd_summary (one row
+    per user known at D), built by dbt with build_kind 'scoring' (the training plan is left
+    alone), then exported to the Feast sources. Re-building D replaces its rows."""
+    days = partition_days(context)
+    first, last = data_span(warehouse_db)
+    if date.fromisoformat(days[0]) < first:
+        raise InputError(f"scoring date {days[0]} is before the first transaction date {first} "
+                         f"(the data spans {first} to {last}): choose dates from {first} on")
+    horizon = training_horizon(warehouse_db, config)
+    started = time.perf_counter()
+    target = Path(warehouse_db.ltv_home) / "dbt" / "runs" / context.run.run_id
+    done = run_dbt(["build", "--select", SCORING_SELECT], vars_for_scoring(days, horizon), target)
+    dbt_seconds = time.perf_counter() - started
+    context.log.info(f"dbt built cutoffs {days[0]}..{days[-1]} in {dbt_seconds:.1f} s: "
+                     f"{done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ''}")
+    export = getattr(feature_store, "export_cutoffs", None)  # TEMP until the per-cutoff export lands
+    exported = export(warehouse_db.path, Path(warehouse_db.ltv_home), days) if export else \
+        feature_store.export_marts(warehouse_db.path, Path(warehouse_db.ltv_home))
+    with warehouse_db.connect(read_only=True) as con:
+        per_day = dict(con.execute(
+            "select strftime(cutoff_date, '%Y-%m-%d'), count(*) from marts.customer_features "
+            f"where cutoff_date in ({marts.in_list(days)}) group by 1 order by 1").fetchall())
+    return dg.MaterializeResult(metadata={
+        "scoring_dates": f"{days[0]}..{days[-1]}" if len(days) > 1 else days[0],
+        "users_per_date": dg.MetadataValue.json(per_day),
+        "dagster/row_count": per_day.get(days[-1], 0),
+        "feast_rows_exported": dg.MetadataValue.json(exported),
+        "data_last_date": last.isoformat(),
+        "dbt_seconds": round(dbt_seconds, 2),
+    })
+
+
+@dg.asset(
+    partitions_def=daily_partitions, backfill_policy=SINGLE_RUN, group_name=groups.SCORING,
+    kinds={"duckdb"}, deps=[scoring_features, dg.AssetKey("champion")],
+)
+def ltv_scores(
+    context: dg.AssetExecutionContext, config: ScoringConfig, warehouse_db: WarehouseResource
+) -> dg.MaterializeResult:
+    """scores.ltv_scores: one row per user known at D per as_of_date D with the champion's
+    predicted_value, p10, p90, p_alive, expected_purchases, segment, uncertain, priority rank
+    (with exploration slots), model, top LightGBM contributions and cold_start. Re-scoring D
+    replaces its rows in one transaction."""
+    home = Path(warehouse_db.ltv_home)
+    horizon = training_horizon(warehouse_db, config)
+    summaries: dict[str, dict] = {}
+    started = time.perf_counter()
+    rows = None
+    for day in partition_days(context):
+        forecast, used = scoring.score_as_of(home, day, horizon, explain=True)
+        rows = scores.partition_rows(day, forecast, used, config.exploration_share, config.seed)
+        scores.replace_partition(warehouse_db.path, day, rows, used)
+        summaries[day] = ranking.summary(rows)
+        context.log.info(f"{day}: {len(rows):,} users scored with {used['champion']}")
+    last = summaries[max(summaries)]
+    return dg.MaterializeResult(metadata={
+        "customers_scored": last["customers_scored"],
+        "dagster/row_count": last["customers_scored"],
+        "cold_starts": last["cold_starts"],
+        "segment_sizes": dg.MetadataValue.json(last["segment_sizes"]),
+        "predicted_value_quantiles": dg.MetadataValue.json(last["predicted_value_quantiles"]),
+        "total_predicted_value": round(last["total_predicted_value"], 2),
+        "per_date": dg.MetadataValue.json({d: s["customers_scored"] for d, s in summaries.items()}),
+        "champion": used["champion"],
+        "horizon_days": horizon,
+        "explained_by": str(used.get("explained_by")),
+        "segments_plot": dg.MetadataValue.md(plots.barh(
+            pd.Series(last["segment_sizes"]), f"customers per segment on {max(summaries)}", "customers")),
+        "seconds": round(time.perf_counter() - started, 2),
+        "table": scores.TABLE,
+    })
+
+
+@dg.asset(
+    partitions_def=daily_partitions, backfill_policy=SINGLE_RUN, group_name=groups.SCORING,
+    kinds={"csv", "parquet"}, deps=[ltv_scores],
+)
+def audience_exports(
+    context: dg.AssetExecutionContext, config: ScoringConfig, warehouse_db: WarehouseResource
+) -> dg.MaterializeResult:
+    """LTV_HOME/exports/<D>/<audience>.{csv,parquet}: the top k users by predicted value, by
+    predicted margin, by churn risk among high-value users, and by priority (with exploration
+    slots for new and uncertain users). Re-exporting D replaces its files."""
+    written: dict[str, dict[str, int]] = {}
+    for day in partition_days(context):
+        rows = scores.read_partition(warehouse_db.path, day)
+        if rows.empty:
+            raise dg.Failure(f"{scores.TABLE} has no rows for {day}: materialize ltv_scores for it first")
+        lists = ranking.audiences(rows, config.audience_size, config.exploration_share, config.seed)
+        ranking.write_audiences(lists, Path(warehouse_db.ltv_home) / "exports" / day)
+        written[day] = {name: len(frame) for name, frame in lists.items()}
+    last = max(written)
+    return dg.MaterializeResult(metadata={
+        "audiences": dg.MetadataValue.json(written[last]),
+        "directory": dg.MetadataValue.path(str(Path(warehouse_db.ltv_home) / "exports" / last)),
+        "dates": dg.MetadataValue.json(sorted(written)),
+    })

@@ -1,0 +1,20 @@
+"""The daily scoring job and its schedule (yesterday's partition, every morning)."""
+
+import dagster as dg
+
+from ltv_pipeline.defs.scoring.assets import audience_exports, ltv_scores, scoring_features
+from ltv_pipeline.partitions import daily_partitions
+
+score_job = dg.define_asset_job(
+    "score_job",
+    selection=dg.AssetSelection.assets(scoring_features, ltv_scores, audience_exports)
+    | dg.AssetSelection.keys("online_features"),
+    partitions_def=daily_partitions,
+    description="Score one day (or a range, in one run): features as of the day, the online "
+    "store, the champion's forecasts in scores.ltv_scores, audience exports.",
+)
+
+score_job_schedule = dg.build_schedule_from_partitioned_job(
+    score_job, hour_of_day=2, minute_of_hour=0,
+    description="Every day at 02:00, score yesterday's partition with the current champion.",
+)

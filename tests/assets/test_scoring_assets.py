@@ -1,0 +1,123 @@
+"""Daily scoring partitions on a real small pipeline: idempotent partitions, a 7-day backfill in
+one run, exports, and the training plan left alone by scoring builds."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from ltv_pipeline.lib import generator, marts, scores, warehouse
+
+AS_OF = "2025-06-30"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Iterator[Path]:
+    """A home where the full pipeline ran as of AS_OF on a 1,500-user synthetic log."""
+    saved = {k: os.environ.get(k) for k in ("LTV_HOME", "DAGSTER_HOME")}
+    home = tmp_path_factory.mktemp("scoring_home")
+    os.environ["LTV_HOME"] = str(home)
+    os.environ.pop("DAGSTER_HOME", None)
+    source = tmp_path_factory.mktemp("log")
+    generator.write(generator.generate(n_users=1500, seed=5), source)
+    from ltv_pipeline.definitions import defs
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = defs.resolve_job_def("full_pipeline_job").execute_in_process(
+            run_config={"ops": {
+                "raw_tables": {"config": {"source": str(source)}},
+                "ltv_dbt_models": {"config": {"as_of": AS_OF, "horizon_days": 90}},
+            }},
+            instance=instance, raise_on_error=False,
+        )
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    yield home
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def score(tags: dict[str, str]) -> dg.ExecuteInProcessResult:
+    """score_job without the online store (its own tests cover it), as `ltv score --skip-online`."""
+    from ltv_pipeline.definitions import defs
+
+    selection = [dg.AssetKey(k) for k in ("scoring_features", "ltv_scores", "audience_exports")]
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = defs.resolve_job_def("score_job").execute_in_process(
+            instance=instance, tags=tags, asset_selection=selection, raise_on_error=False)
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    return result
+
+
+def known_users(home: Path, day: str) -> int:
+    """Users known before day + 1 (a transaction, an event or a signup), straight from raw."""
+    end = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+    with warehouse.connect(home / "warehouse.duckdb", read_only=True) as con:
+        return con.execute(f"""
+            select count(distinct user_id) from (
+                select user_id from raw.transactions where ts < timestamp '{end}'
+                union all select user_id from raw.events where ts < timestamp '{end}'
+                union all select user_id from raw.users where signup_ts < timestamp '{end}')
+        """).fetchone()[0]
+
+
+def test_a_partition_scored_twice_keeps_one_row_per_user(trained):
+    day = "2025-07-01"
+    score({"dagster/partition": day})
+    first = scores.read_partition(trained / "warehouse.duckdb", day)
+    score({"dagster/partition": day})
+    again = scores.read_partition(trained / "warehouse.duckdb", day)
+    assert len(again) == len(first) == known_users(trained, day)
+    assert again["user_id"].is_unique
+    assert sorted(again["rank"]) == list(range(1, len(again) + 1))
+    assert set(again["segment"]) <= {"high", "medium", "low", "new"}
+    assert again.loc[again["cold_start"], "segment"].eq("new").all()
+    # the scored values are the same model's: re-scoring is deterministic
+    pd.testing.assert_series_equal(first.set_index("user_id")["predicted_value"].sort_index(),
+                                   again.set_index("user_id")["predicted_value"].sort_index())
+    assert scores.thresholds(trained / "warehouse.duckdb", day)["high"] > 0
+
+
+def test_a_seven_day_backfill_is_one_run_with_seven_partitions(trained):
+    with warehouse.connect(trained / "warehouse.duckdb", read_only=True) as con:
+        plan_before = marts.read_plan(con)
+    result = score({"dagster/asset_partition_range_start": "2025-07-02",
+                    "dagster/asset_partition_range_end": "2025-07-08"})
+    counts = scores.partition_counts(trained / "warehouse.duckdb")
+    days = [f"2025-07-0{d}" for d in range(2, 9)]
+    assert {d: counts.get(d) for d in days} == {d: known_users(trained, d) for d in days}
+    [mat] = [m for m in result.get_asset_materialization_events()
+             if m.asset_key == dg.AssetKey("ltv_scores") and m.partition == "2025-07-08"]
+    meta = {k: v.value for k, v in mat.materialization.metadata.items()}
+    assert meta["customers_scored"] == counts["2025-07-08"]
+    assert sum(meta["segment_sizes"].values()) == counts["2025-07-08"]
+    # scoring builds keep their own plan: what training and evaluation read is unchanged
+    with warehouse.connect(trained / "warehouse.duckdb", read_only=True) as con:
+        assert marts.read_plan(con) == plan_before
+    exports = trained / "exports" / "2025-07-08"
+    for name in ("top_value", "top_margin", "churn_risk_high_value", "priority"):
+        csv = pd.read_csv(exports / f"{name}.csv")
+        assert csv.equals(pd.read_parquet(exports / f"{name}.parquet").astype(csv.dtypes.to_dict()))
+        assert 0 < len(csv) <= 1000
+    top = pd.read_csv(exports / "top_value.csv")
+    assert top["predicted_value"].is_monotonic_decreasing
+
+
+def test_scoring_a_date_before_the_data_is_refused(trained):
+    from ltv_pipeline.definitions import defs
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = defs.resolve_job_def("score_job").execute_in_process(
+            instance=instance, partition_key="2022-12-01", raise_on_error=False,
+            asset_selection=[dg.AssetKey("scoring_features")])
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "before the first transaction date" in str(failure.event_specific_data.error)
