@@ -137,15 +137,18 @@ def run_suite(df: pd.DataFrame, suite: QualitySuite, sample_size: int = SAMPLE_S
     needed = needed_columns(suite)
     if needed is not None and not set(frame.columns) <= needed:
         frame = frame[[c for c in frame.columns if c in needed]]  # GX copies the frame per metric
-    # One consolidated copy (one block per dtype): GX copies the frame for each row filter, and
-    # pandas merges an unconsolidated frame's blocks again on every copy (measured on 3.3M
-    # transactions: 12 s -> 4.5 s together with the fingerprint above).
-    frame = frame.copy()
     index_cols = [c for c in suite.sample_columns if c in frame.columns]
-    result_format: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": sample_size}
+    # The saved result keeps the offending rows' keys; GX's pandas "query" string (the index of
+    # every unexpected row) is not needed and costs a pass over the frame per expectation.
+    result_format: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": sample_size,
+                                     "return_unexpected_index_query": False}
     if index_cols:
         result_format["unexpected_index_column_names"] = index_cols
-    res = validation.run(batch_parameters={"dataframe": frame}, result_format=result_format)
+    # GX filters the whole frame (nulls out, then the unexpected rows) for every expectation;
+    # without copy-on-write each filter that keeps every row is a deep copy of the frame (two
+    # thirds of the time on 3.3M transactions). GX only reads the frame, so the copies can be lazy.
+    with pd.option_context("mode.copy_on_write", True):
+        res = validation.run(batch_parameters={"dataframe": frame}, result_format=result_format)
     failed = [_failure(r, sample_size) for r in res.results if not r.success or _exceptions(r.exception_info)]
     evaluated = len(res.results)
     if evaluated != len(suite.suite.expectations):

@@ -13,70 +13,77 @@ import great_expectations as gx
 import great_expectations.expectations as gxe
 import pandas as pd
 
+from ltv_pipeline.lib.currencies import ISO_4217_CODES
 from ltv_pipeline.lib.quality import QualitySuite
 from ltv_pipeline.lib.schema import CONTRACTS, EVENT_NAMES
 
-CURRENCY_REGEX = r"^[A-Z]{3}$"  # ISO 4217-like: three upper-case letters
 MART_KEYS = ("user_id", "cutoff_date")
 ONE_DAY = pd.Timedelta(days=1)
 # Counts in customer_features that can never be negative (the mart's yml lists more).
 FEATURE_COUNT_COLUMNS = ("n_orders", "n_purchase_days", "frequency", "n_refunds", "n_events")
 
 
-def _suite(name: str, expectations: Sequence, sample_columns: Iterable[str] = (),
+def make_suite(name: str, expectations: Sequence, sample_columns: Iterable[str] = (),
            derive: Callable[[pd.DataFrame], pd.DataFrame] | None = None) -> QualitySuite:
     return QualitySuite(gx.ExpectationSuite(name=name, expectations=list(expectations)),
                         tuple(sample_columns), derive)
 
 
-def _columns_present(columns: Iterable[str]):
+def columns_present(columns: Iterable[str]):
     return gxe.ExpectTableColumnsToMatchSet(column_set=list(columns), exact_match=False)
 
 
-def _not_null(*columns: str) -> list:
+def not_null(*columns: str) -> list:
     return [gxe.ExpectColumnValuesToNotBeNull(column=c) for c in columns]
 
 
-def _at_least(value: float, *columns: str) -> list:
+def at_least(value: float, *columns: str) -> list:
     return [gxe.ExpectColumnValuesToBeBetween(column=c, min_value=value) for c in columns]
+
+
+def iso_currency(column: str = "currency"):
+    """The contract's currency rule: an ISO 4217 code, upper case (an in-set test: stricter
+    than the three-letter pattern it replaced, and ~25x cheaper than GX's regex, which turns
+    every value into a Python string first)."""
+    return gxe.ExpectColumnValuesToBeInSet(column=column, value_set=sorted(ISO_4217_CODES))
 
 
 # --- raw tables (the input contract, as loaded) -------------------------------------------
 
 
 def raw_transactions_suite() -> QualitySuite:
-    return _suite("raw_transactions", [
-        _columns_present(CONTRACTS["transactions"].columns),
-        *_not_null("user_id", "ts", "amount", "currency", "is_refund"),
+    return make_suite("raw_transactions", [
+        columns_present(CONTRACTS["transactions"].columns),
+        *not_null("user_id", "ts", "amount", "currency", "is_refund"),
         gxe.ExpectColumnValuesToBeUnique(column="transaction_id"),
-        *_at_least(0, "amount", "variable_cost"),
-        gxe.ExpectColumnValuesToMatchRegex(column="currency", regex=CURRENCY_REGEX),
+        *at_least(0, "amount", "variable_cost"),
+        iso_currency(),
         gxe.ExpectColumnValuesToBeInSet(column="is_refund", value_set=[True, False]),
     ], ("_row", "transaction_id", "user_id"))
 
 
 def raw_users_suite() -> QualitySuite:
-    return _suite("raw_users", [
-        _columns_present(CONTRACTS["users"].columns),
-        *_not_null("user_id"),
+    return make_suite("raw_users", [
+        columns_present(CONTRACTS["users"].columns),
+        *not_null("user_id"),
         gxe.ExpectColumnValuesToBeUnique(column="user_id"),
     ], ("_row", "user_id"))
 
 
 def raw_events_suite() -> QualitySuite:
-    return _suite("raw_events", [
-        _columns_present(CONTRACTS["events"].columns),
-        *_not_null("user_id", "ts", "event_name"),
+    return make_suite("raw_events", [
+        columns_present(CONTRACTS["events"].columns),
+        *not_null("user_id", "ts", "event_name"),
         gxe.ExpectColumnValuesToBeInSet(column="event_name", value_set=list(EVENT_NAMES)),
     ], ("_row", "user_id", "ts"))
 
 
 def fx_rates_suite() -> QualitySuite:
-    return _suite("fx_rates", [
-        _columns_present(CONTRACTS["fx_rates"].columns),
-        *_not_null("date", "currency", "rate_to_base"),
+    return make_suite("fx_rates", [
+        columns_present(CONTRACTS["fx_rates"].columns),
+        *not_null("date", "currency", "rate_to_base"),
         gxe.ExpectColumnValuesToBeBetween(column="rate_to_base", min_value=0, strict_min=True),
-        gxe.ExpectColumnValuesToMatchRegex(column="currency", regex=CURRENCY_REGEX),
+        iso_currency(),
         gxe.ExpectCompoundColumnsToBeUnique(column_list=["date", "currency"]),
     ], ("_row", "date", "currency"))
 
@@ -94,22 +101,22 @@ RAW_SUITES: dict[str, Callable[[], QualitySuite]] = {
 
 def customer_features_suite(count_columns: Sequence[str] = FEATURE_COUNT_COLUMNS) -> QualitySuite:
     """One row per user per cutoff; counts never negative."""
-    return _suite("customer_features", [
-        _columns_present([*MART_KEYS, "max_source_ts", *count_columns]),
-        *_not_null(*MART_KEYS),
+    return make_suite("customer_features", [
+        columns_present([*MART_KEYS, "max_source_ts", *count_columns]),
+        *not_null(*MART_KEYS),
         gxe.ExpectCompoundColumnsToBeUnique(column_list=list(MART_KEYS)),
-        *_at_least(0, *count_columns),
+        *at_least(0, *count_columns),
     ], MART_KEYS)
 
 
 def customer_btyd_summary_suite() -> QualitySuite:
     """lifetimes' summary: frequency, recency >= 0, recency <= T, monetary_value >= 0."""
     cols = ("frequency", "recency", "T", "monetary_value")
-    return _suite("customer_btyd_summary", [
-        _columns_present([*MART_KEYS, *cols, "max_source_ts"]),
-        *_not_null(*MART_KEYS, *cols),
+    return make_suite("customer_btyd_summary", [
+        columns_present([*MART_KEYS, *cols, "max_source_ts"]),
+        *not_null(*MART_KEYS, *cols),
         gxe.ExpectCompoundColumnsToBeUnique(column_list=list(MART_KEYS)),
-        *_at_least(0, *cols),
+        *at_least(0, *cols),
         gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="T", column_B="recency", or_equal=True),
     ], MART_KEYS)
 
@@ -117,12 +124,12 @@ def customer_btyd_summary_suite() -> QualitySuite:
 def customer_labels_suite() -> QualitySuite:
     """One row per user per cutoff per horizon; H >= 1 day, counts never negative."""
     keys = [*MART_KEYS, "horizon_days"]
-    return _suite("customer_labels", [
-        _columns_present([*keys, "value", "margin", "n_orders"]),
-        *_not_null(*keys, "value", "margin", "n_orders"),
+    return make_suite("customer_labels", [
+        columns_present([*keys, "value", "margin", "n_orders"]),
+        *not_null(*keys, "value", "margin", "n_orders"),
         gxe.ExpectCompoundColumnsToBeUnique(column_list=keys),
-        *_at_least(1, "horizon_days"),
-        *_at_least(0, "n_orders"),
+        *at_least(1, "horizon_days"),
+        *at_least(0, "n_orders"),
     ], keys)
 
 
@@ -131,11 +138,11 @@ def cohort_revenue_suite(
 ) -> QualitySuite:
     """One row per cohort month per activity date; counts never negative."""
     keys = ["cohort_month", "activity_date"]
-    return _suite("cohort_revenue", [
-        _columns_present([*keys, "revenue", *count_columns]),
-        *_not_null(*keys),
+    return make_suite("cohort_revenue", [
+        columns_present([*keys, "revenue", *count_columns]),
+        *not_null(*keys),
         gxe.ExpectCompoundColumnsToBeUnique(column_list=keys),
-        *_at_least(0, *count_columns),
+        *at_least(0, *count_columns),
     ], keys)
 
 
@@ -158,8 +165,8 @@ def history_leakage_suite(name: str = "history_leakage", ts_column: str = "max_s
         f["history_end"] = f["cutoff_date"].dt.normalize() + ONE_DAY
         return f
 
-    return _suite(name, [
-        *_not_null("cutoff_date", ts_column),
+    return make_suite(name, [
+        *not_null("cutoff_date", ts_column),
         gxe.ExpectColumnPairValuesAToBeGreaterThanB(
             column_A="history_end", column_B=ts_column, or_equal=False,
             ignore_row_if="either_value_is_missing",
@@ -188,7 +195,7 @@ def label_window_suite(
             column_A=a, column_B=b, or_equal=or_equal, ignore_row_if="either_value_is_missing")
 
     exps = [
-        *_not_null("cutoff_date", "horizon_days"),
+        *not_null("cutoff_date", "horizon_days"),
         pair(min_ts, "window_start", or_equal=True),
         pair("window_end", max_ts, or_equal=False),
     ]
@@ -198,7 +205,7 @@ def label_window_suite(
             gxe.ExpectColumnPairValuesToBeEqual(column_A=start, column_B="window_start"),
             gxe.ExpectColumnPairValuesToBeEqual(column_A=end, column_B="window_end"),
         ]
-    return _suite(name, exps, [*MART_KEYS, "horizon_days"], derive)
+    return make_suite(name, exps, [*MART_KEYS, "horizon_days"], derive)
 
 
 def training_window_suite(scoring_date, name: str = "training_window") -> QualitySuite:
@@ -215,8 +222,8 @@ def training_window_suite(scoring_date, name: str = "training_window") -> Qualit
         f["known_end"] = known_end
         return f
 
-    return _suite(name, [
-        *_not_null("cutoff_date", "horizon_days"),
+    return make_suite(name, [
+        *not_null("cutoff_date", "horizon_days"),
         gxe.ExpectColumnPairValuesAToBeGreaterThanB(
             column_A="known_end", column_B="label_window_end", or_equal=True,
             ignore_row_if="either_value_is_missing",

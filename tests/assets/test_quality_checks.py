@@ -194,7 +194,8 @@ def test_quality_defs_merge_with_the_other_domains_and_every_gate_blocks():
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     ours = [k for k in graph.asset_check_keys if k.name.startswith("check_")]
-    assert len(ours) == 15  # 4 raw quality + 4 row counts + 4 mart quality + 3 leakage
+    # raw: 4 quality + 4 row counts; staging: 4 quality + 4 row counts; marts: 4 quality + 3 leakage
+    assert len(ours) == 23
     assert all(graph.get_check_spec(k).blocking for k in ours)
     job_checks = defs.resolve_job_def("full_pipeline_job").asset_layer.asset_graph.asset_check_keys
     assert set(ours) <= set(job_checks)

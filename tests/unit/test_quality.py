@@ -146,11 +146,31 @@ def test_duplicate_transaction_id_and_lowercase_currency_both_fail():
     df.loc[2, "transaction_id"] = "t1"
     df.loc[0, "currency"] = "usd"
     result = quality.run_suite(df, qs.raw_transactions_suite())
-    by_type = {f.type: f for f in result.failed}
-    assert set(by_type) == {"expect_column_values_to_be_unique", "expect_column_values_to_match_regex"}
-    assert by_type["expect_column_values_to_be_unique"].unexpected_count == 2
-    assert {r["_row"] for r in by_type["expect_column_values_to_be_unique"].sample} == {1, 3}
-    assert by_type["expect_column_values_to_match_regex"].sample[0]["currency"] == "usd"
+    by_rule = {(f.type, tuple(f.columns)): f for f in result.failed}
+    unique = ("expect_column_values_to_be_unique", ("transaction_id",))
+    currency = ("expect_column_values_to_be_in_set", ("currency",))
+    assert set(by_rule) == {unique, currency}
+    assert by_rule[unique].unexpected_count == 2
+    assert {r["_row"] for r in by_rule[unique].sample} == {1, 3}
+    assert by_rule[currency].sample[0]["currency"] == "usd"
+
+
+@pytest.mark.parametrize("code", ["ABC", "EURO", "US", "€"])
+def test_currency_that_is_not_an_iso_4217_code_fails(code):
+    """Stricter than the three-letter pattern it replaced: ABC has the shape but is no code."""
+    df = transactions()
+    df.loc[1, "currency"] = code
+    failure = only_failure(quality.run_suite(df, qs.raw_transactions_suite()))
+    assert (failure.type, failure.columns) == ("expect_column_values_to_be_in_set", ["currency"])
+    assert failure.sample == [{"currency": code, "_row": 2, "transaction_id": "t2", "user_id": "u1"}]
+
+
+def test_iso_currency_list_holds_current_and_historic_codes():
+    from ltv_pipeline.lib.currencies import ISO_4217_CODES
+
+    assert {"USD", "EUR", "GBP", "JPY", "CHF", "DEM", "XAU"} <= ISO_4217_CODES
+    assert all(len(c) == 3 and c.isalpha() and c.isupper() for c in ISO_4217_CODES)
+    assert not {"ABC", "XYZ", "EURO"} & ISO_4217_CODES
 
 
 def test_unknown_event_name_fails_value_set():

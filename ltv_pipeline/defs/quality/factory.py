@@ -6,14 +6,13 @@ metadata names the failed expectations, their counts and a sample of offending r
 """
 
 
-import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
 
 from ltv_pipeline.defs.resources import WarehouseResource
-from ltv_pipeline.lib import quality
+from ltv_pipeline.lib import quality, quality_read
 from ltv_pipeline.lib.quality import QualityResult, QualitySuite
 
 SuiteBuilder = Callable[[], QualitySuite]
@@ -23,18 +22,11 @@ def result_path(ltv_home: str | Path, check_name: str, run_id: str) -> Path:
     return Path(ltv_home) / "quality" / check_name / f"{run_id}.json"
 
 
-def read_frame(warehouse_db: WarehouseResource, table_sql: str, columns: Iterable[str] | None = None):
-    """Rows of a table name ("raw.transactions") or a select statement, as a DataFrame; only
-    the given columns that the result has, when columns are given (wide marts stay cheap)."""
-    query = table_sql if re.match(r"\s*(select|with)\b", table_sql, re.I) else f"select * from {table_sql}"
+def read_frame(warehouse_db: WarehouseResource, table_sql: str, suite: QualitySuite | None = None):
+    """The rows of a table name ("raw.transactions") or a select that the suite reads, from a
+    short-lived read-only connection (lib/quality_read: the same reader the benchmark times)."""
     with warehouse_db.connect(read_only=True) as con:
-        if columns is not None:
-            present = [d[0] for d in con.execute(f"select * from ({query}) limit 0").description]
-            keep = [c for c in present if c in set(columns)]
-            if keep and len(keep) < len(present):
-                cols = ", ".join('"' + c.replace('"', '""') + '"' for c in keep)
-                query = f"select {cols} from ({query})"
-        return con.execute(query).df()
+        return quality_read.read_frame(con, table_sql, suite)
 
 
 def check_result(
@@ -76,7 +68,7 @@ def evaluate(
 ) -> dg.AssetCheckResult:
     """Read, validate, save, report: the body of every GX check (usable inside custom checks,
     e.g. one whose suite depends on run config such as the scoring date)."""
-    frame = read_frame(warehouse_db, table_sql, quality.needed_columns(suite))
+    frame = read_frame(warehouse_db, table_sql, suite)
     result = quality.run_suite(frame, suite)
     path = quality.save_result(result, result_path(warehouse_db.ltv_home, check_name, context.run.run_id))
     log = context.log.info if result.success else context.log.error
