@@ -147,7 +147,7 @@ def _commands() -> dict[str, Callable[[argparse.Namespace], int]]:
         "generate": commands.generate,
         "ui": commands.ui,
         "score": commands.score,
-        "monitor": _not_built("monitor", 9),
+        "monitor": commands.monitor,
         "predict": commands.predict,
         "score-user": _not_built("score-user", 5),
         "forget": _not_built("forget", 12),

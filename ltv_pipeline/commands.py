@@ -316,3 +316,49 @@ def _stop_group(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def monitor(args: argparse.Namespace) -> int:
+    """`ltv monitor --as-of D`: the monitoring partition D through Dagster, then its figures,
+    `retrain` and `reasons` (lib/drift.decide, the drift sensor's function) as JSON on stdout.
+    Scores what the figures compare first, when not stored yet (score_job, no online store):
+    D, the reference date R (the champion's training scoring date) and D - H, the forecasts
+    whose horizon matures at D, when D - H >= R (a date the current champion could have
+    scored in production; earlier forecasts made now would have seen their own window)."""
+    import json
+    from datetime import timedelta
+
+    from ltv_pipeline.lib import marts, scores, warehouse
+    from ltv_pipeline.lib.errors import InputError
+    from ltv_pipeline.partitions import daily_partitions, has_partition
+
+    settings.ensure_home()
+    day = args.as_of
+    if not has_partition(day):
+        raise InputError(f"--as-of {day} is not a monitoring partition: partitions run from "
+                         f"{daily_partitions.start.date().isoformat()} (the loaded data's first day) "
+                         "to yesterday")
+    if not (settings.model_registry_dir() / "champion.json").exists():
+        raise InputError("there is no champion model yet: run `ltv demo` (or the full pipeline) "
+                         "before monitoring")
+    with warehouse.connect(settings.warehouse_path(), read_only=True) as con:
+        plan = marts.read_plan(con)
+    ref, horizon = plan.scoring_date, plan.horizon_days
+    if day < ref:
+        raise InputError(f"--as-of {day} is before the champion's training scoring date {ref}: "
+                         f"monitoring compares later dates with it; choose {ref} or later")
+    t0 = time.perf_counter()
+    matured = day - timedelta(days=horizon)
+    wanted = sorted({ref, day, *([matured] if matured >= ref else [])})
+    stored = scores.partition_counts(settings.warehouse_path())
+    for when in (d.isoformat() for d in wanted):
+        if not stored.get(when):
+            progress(f"scoring {when} (not stored yet)")
+            score_range(when, when, {"ltv/command": "monitor"}, skip_online=True)
+    result = run_job("monitor_job", {}, tags={"dagster/partition": day.isoformat(),
+                                              "ltv/command": "monitor"})
+    figures = json.loads((settings.ltv_home() / "monitoring" / f"{day}.json").read_text())
+    progress(f"monitoring {day} in {time.perf_counter() - t0:.1f} s (run {result.run_id}): "
+             f"retrain {figures['retrain']}")
+    print(json.dumps(figures, indent=2))
+    return EXIT_OK

@@ -4,7 +4,7 @@ import dagster as dg
 
 from ltv_pipeline import settings
 from ltv_pipeline.defs import features, ingest, jobs, quality, training, transform
-from ltv_pipeline.defs import evaluation, scoring
+from ltv_pipeline.defs import evaluation, monitoring, scoring
 from ltv_pipeline.defs.resources import shared_resources
 
 settings.ensure_home()  # LTV_HOME and DAGSTER_HOME absolute and exported for EnvVar and dbt
@@ -17,6 +17,7 @@ defs = dg.Definitions.merge(
     training.defs,
     evaluation.defs,
     scoring.defs,
+    monitoring.defs,
     jobs.defs,
     dg.Definitions(resources=shared_resources()),
 )

@@ -114,3 +114,47 @@ def ensure_home() -> Path:
     os.environ["DAGSTER_HOME"] = str(dh)
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
     return home
+
+
+# ---- Drift monitoring and retraining (lib/drift.py decide, defs/monitoring) ------------------
+# PSI bins: quantiles of the reference (the champion's training scoring date); see lib/drift.py.
+DRIFT_PSI_BINS = 10
+# A monitored feature has drifted when its PSI exceeds 0.25, the usual "major shift" line of
+# the PSI scale (< 0.1 stable, 0.1-0.25 moderate); one feature alone is noise-prone (a point
+# mass moving across a bin edge), so a retrain needs at least two drifted features.
+DRIFT_FEATURE_PSI = 0.25
+DRIFT_MIN_DRIFTED_FEATURES = 2
+# The predicted values are one variable the champion's whole output depends on: 0.25 as well.
+DRIFT_PREDICTION_PSI = 0.25
+# Realised error of the forecasts made H days before D, once their window has matured:
+# retrain when total predicted / total realised leaves [0.8, 1.25] (a 20-25% aggregate bias,
+# outside what the backtests of a sound champion show), when the normalized Gini falls more
+# than 0.10 below the champion's backtest Gini, or the MAE is more than 30% above its backtest
+# MAE; only with at least 500 matured customers (fewer make these ratios noisy).
+DRIFT_TOTAL_RATIO_LOW = 0.8
+DRIFT_TOTAL_RATIO_HIGH = 1.25
+DRIFT_GINI_DROP = 0.10
+DRIFT_MAE_INCREASE = 0.30
+DRIFT_MIN_MATURED_USERS = 500
+# Data problems hold a retrain back (it would learn from a broken feed): the last transaction
+# more than 3 days before D, or the last 28 days' transactions per day under half of the
+# 28 days before the reference date.
+DRIFT_MAX_FRESHNESS_LAG_DAYS = 3
+DRIFT_MIN_VOLUME_RATIO = 0.5
+# The drift sensor requests at most one retraining run per cool-down (and one per monitoring
+# date, by its run key), and looks for a new monitoring result this often.
+DRIFT_RETRAIN_COOLDOWN_HOURS = 24
+DRIFT_SENSOR_INTERVAL_SECONDS = 300
+
+
+def drift_thresholds():
+    """The thresholds above as the lib.drift.Thresholds that decide() takes."""
+    from ltv_pipeline.lib.drift import Thresholds
+
+    return Thresholds(
+        feature_psi=DRIFT_FEATURE_PSI, min_drifted_features=DRIFT_MIN_DRIFTED_FEATURES,
+        prediction_psi=DRIFT_PREDICTION_PSI, total_ratio_low=DRIFT_TOTAL_RATIO_LOW,
+        total_ratio_high=DRIFT_TOTAL_RATIO_HIGH, gini_drop=DRIFT_GINI_DROP,
+        mae_increase=DRIFT_MAE_INCREASE, min_matured_users=DRIFT_MIN_MATURED_USERS,
+        max_freshness_lag_days=DRIFT_MAX_FRESHNESS_LAG_DAYS, min_volume_ratio=DRIFT_MIN_VOLUME_RATIO,
+    )
