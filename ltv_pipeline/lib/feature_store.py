@@ -1,11 +1,14 @@
-"""The Feast feature store (no Dagster imports): mart exports, registry, training frames, online.
+"""The Feast feature store (no Dagster imports): mart exports, registry, training frames.
 
 The Feast objects live in feature_repo/; the stores under LTV_HOME/feast (registry.db,
-online_store.db, data/<mart>.parquet). Time convention (feature_repo/data_sources.py): the row of
-cutoff D has the event timestamp cutoff_timestamp(D) = D + 1 day - 1 microsecond UTC, the last
-instant of D's history; entity rows for cutoff D use that instant, so a point-in-time lookup gets
-the row of D and never a later one. Each view also has a cutoff marker field (tag cutoff_field):
-retrieval checks it and raises StaleFeaturesError instead of serving an older cutoff's row.
+online_store.db, data/<view>/<YYYY-MM-DD>.parquet: one export file per cutoff). The online
+store's writer and reader are in lib/online_store.py.
+
+Time convention (feature_repo/data_sources.py): the row of cutoff D has the event timestamp
+cutoff_timestamp(D) = D + 1 day - 1 microsecond UTC, the last instant of D's history; entity rows
+for cutoff D use that instant, so a point-in-time lookup gets the row of D and never a later one.
+Each view also has a cutoff marker field (tag cutoff_field): retrieval checks it and raises
+StaleFeaturesError instead of serving an older cutoff's row.
 """
 
 from __future__ import annotations
@@ -22,9 +25,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import yaml
 from feast import Entity, FeatureService, FeatureStore, FeatureView, RepoConfig
 from feast.data_source import DataSource
@@ -39,7 +40,6 @@ MARTS_SCHEMA = "marts"
 JOIN_KEY = "user_id"
 TIMESTAMP = "event_timestamp"
 CUTOFF_TAG = "cutoff_field"
-ONLINE_WRITE_CHUNK = 10_000
 LTV_MODEL_SERVICE = "ltv_model_v1"
 BTYD_SERVICE = "btyd_v1"
 FEAST_KINDS = (Entity, DataSource, FeatureView, FeatureService)
@@ -125,37 +125,65 @@ def export_columns(view: FeatureView) -> list[str]:
     return cols
 
 
-def export_mart(warehouse_path: Path, view: FeatureView, dest: Path) -> int:
-    """Write the view's mart (tag dbt_model, schema marts) to `dest` as Parquet, atomically:
-    DuckDB COPY to a temporary file beside it, then os.replace. Returns the row count."""
+def cutoff_file(folder: Path, cutoff: date | str) -> Path:
+    """The export of one cutoff in a source's folder: <folder>/<YYYY-MM-DD>.parquet (a plain name,
+    not a hive-style k=v one, so dask reads the folder's files as they are)."""
+    return folder / f"{pd.Timestamp(cutoff):%Y-%m-%d}.parquet"
+
+
+def export_cutoffs(warehouse_path: Path, ltv_home: Path | None = None,
+                   cutoffs: Iterable[date | str] | None = None) -> dict[str, int]:
+    """Export the mart behind every feature view to its FileSource folder, one Parquet file per
+    cutoff (LTV_HOME/feast/data/<view>/<YYYY-MM-DD>.parquet); returns rows written per view.
+
+    cutoffs=None exports every cutoff present in each mart and deletes the files of cutoffs no
+    longer in it; a list exports exactly those cutoffs (replacing their files; a cutoff with no
+    row in a mart gets an empty file) and raises ValueError when no mart has a row for one of
+    them. Each file is written atomically (DuckDB COPY to a hidden temporary file beside it, then
+    os.replace); the DuckDB connection is closed before this returns.
+    """
+    base = feast_home(ltv_home)
+    wanted = None if cutoffs is None else sorted({pd.Timestamp(c).date() for c in cutoffs})
+    views = [v for v in repo_objects() if isinstance(v, FeatureView)]
+    written: dict[str, int] = {}
+    with warehouse.connect(warehouse_path, read_only=True) as con:
+        present = {v.name: {r[0] for r in con.execute(
+            f"select distinct cutoff_date from {MARTS_SCHEMA}.{v.tags['dbt_model']}").fetchall()}
+            for v in views}
+        empty = [f"{MARTS_SCHEMA}.{v.tags['dbt_model']}" for v in views if not present[v.name]]
+        if wanted is None and empty:
+            raise ValueError(f"{', '.join(empty)} is empty: build the dbt marts first")
+        if wanted is not None:
+            absent = [d.isoformat() for d in wanted if not any(d in days for days in present.values())]
+            if absent:
+                raise ValueError(f"no mart behind the feature views has a row for cutoff(s) {absent}: "
+                                 "build them with dbt first")
+        for view in views:
+            days = sorted(present[view.name]) if wanted is None else wanted
+            folder = base / view.batch_source.path
+            folder.mkdir(parents=True, exist_ok=True)
+            written[view.name] = sum(_export_cutoff(con, view, day, cutoff_file(folder, day)) for day in days)
+            if wanted is None:
+                keep = {cutoff_file(folder, d).name for d in days}
+                for stale in folder.glob("*.parquet"):
+                    if stale.name not in keep:
+                        stale.unlink()
+    return written
+
+
+def _export_cutoff(con, view: FeatureView, day: date, dest: Path) -> int:
+    """COPY the view's mart rows of one cutoff to `dest` (atomically); returns the row count."""
     mart = f"{MARTS_SCHEMA}.{view.tags['dbt_model']}"
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    query = (f"select {', '.join(export_columns(view))} from {mart} "
+             f"where cutoff_date = date '{day.isoformat()}' order by {JOIN_KEY}")
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
-    query = f"select {', '.join(export_columns(view))} from {mart} order by cutoff_date, {JOIN_KEY}"
     try:
-        with warehouse.connect(warehouse_path, read_only=True) as con:
-            target = str(tmp).replace("'", "''")
-            con.execute(f"copy ({query}) to '{target}' (format parquet, compression zstd)")
+        target = str(tmp).replace("'", "''")
+        (rows,) = con.execute(f"copy ({query}) to '{target}' (format parquet, compression zstd)").fetchone()
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
-    return pq.ParquetFile(dest).metadata.num_rows
-
-
-def export_marts(warehouse_path: Path, ltv_home: Path | None = None) -> dict[str, int]:
-    """Export the mart behind every feature view to its FileSource path; rows per view."""
-    base = feast_home(ltv_home)
-    return {v.name: export_mart(warehouse_path, v, base / v.batch_source.path)
-            for v in repo_objects() if isinstance(v, FeatureView)}
-
-
-def latest_cutoff(warehouse_path: Path) -> date:
-    """The latest cutoff_date in marts.customer_features (the default scoring date)."""
-    with warehouse.connect(warehouse_path, read_only=True) as con:
-        (latest,) = con.execute(f"select max(cutoff_date) from {MARTS_SCHEMA}.customer_features").fetchone()
-    if latest is None:
-        raise ValueError(f"{MARTS_SCHEMA}.customer_features is empty: build the dbt marts first")
-    return latest
+    return int(rows)
 
 
 @dataclass(frozen=True)
@@ -277,49 +305,3 @@ def _check_markers(frame: pd.DataFrame, markers: Sequence[str], expected: pd.Ser
             sample = frame.loc[stale, [JOIN_KEY, marker]].head(3).to_dict("records")
             raise StaleFeaturesError(f"{int(stale.sum())} row(s) hold features of another cutoff than "
                                      f"the one requested ({marker}), e.g. {sample}: {fix}")
-
-
-def materialize_online(store: FeatureStore, as_of: date | str) -> dict[str, int]:
-    """Write the rows of cutoff `as_of` of every feature view into the online store (an upsert
-    per user; users absent from that cutoff keep what they had, and online_features reports
-    their older cutoff). Returns rows written per view. Raises ValueError when the export has
-    no row for the cutoff."""
-    stamp = cutoff_timestamp(as_of).to_pydatetime()
-    written: dict[str, int] = {}
-    for view in store.list_feature_views():
-        path = store.config.repo_path / view.batch_source.path
-        table = pq.read_table(path, filters=[(TIMESTAMP, "=", stamp)])
-        if table.num_rows == 0:
-            raise ValueError(f"{path} has no row for cutoff {as_of}: build that cutoff and re-export")
-        # Feast converts a whole frame to protos before writing: chunks bound the memory.
-        for start in range(0, table.num_rows, ONLINE_WRITE_CHUNK):
-            store.write_to_online_store(view.name, table.slice(start, ONLINE_WRITE_CHUNK).to_pandas())
-        written[view.name] = table.num_rows
-    return written
-
-
-def online_features(store: FeatureStore, user_ids: Iterable[str],
-                    service: str | FeatureService = LTV_MODEL_SERVICE,
-                    as_of: date | str | None = None) -> pd.DataFrame:
-    """The service's features from the online store: one row per user id, in order, typed as
-    in training_frame, with the cutoff marker column(s) saying which cutoff the values are of
-    (null: the user is not in the online store). With as_of, raises StaleFeaturesError when a
-    user's online row is of another cutoff."""
-    ids = [str(u) for u in user_ids]
-    plan = service_plan(store, service)
-    rows = store.get_online_features(features=list(plan.refs), entity_rows=[{JOIN_KEY: u} for u in ids]).to_dict()
-    columns: dict[str, object] = {JOIN_KEY: ids}
-    for name in plan.names:
-        values, kind = rows[name], plan.kinds[name]
-        if kind == "num":
-            columns[name] = np.array([np.nan if v is None else float(v) for v in values], dtype="float64")
-        elif kind == "ts":
-            columns[name] = pd.to_datetime(values, utc=True)
-        else:
-            columns[name] = np.array(values, dtype=object)
-    frame = pd.DataFrame(columns)
-    if as_of is not None:
-        _check_markers(frame, plan.markers, pd.Timestamp(as_of).strftime("%Y-%m-%d"),
-                       f"materialize the online store as of {as_of} (the online_features asset)")
-    return frame
-

@@ -15,6 +15,8 @@ from ltv_pipeline.defs import features, transform
 from ltv_pipeline.defs.features.assets import MART_KEYS, feast_registry, online_features
 from ltv_pipeline.defs.resources import shared_resources
 from ltv_pipeline.lib import feature_store as fs
+from ltv_pipeline.lib import online_store
+from ltv_pipeline.partitions import daily_partitions
 
 D0, D1 = date(2025, 6, 30), date(2025, 9, 30)
 SQL_VALUES = {Float64: "i * 1.5", Int64: "i", Bool: "i % 2 = 0", String: "'c' || (i % 3)",
@@ -39,13 +41,14 @@ def write_marts(home: Path, n_features: int, n_btyd: int) -> None:
                 select user_id, cutoff_date, {', '.join(cols)} from keys""")
 
 
-def materialize(run_config: dict | None = None):
-    return dg.materialize(
-        [feast_registry, online_features],
-        resources=shared_resources(),
-        run_config=run_config,
-        raise_on_error=False,
-    )
+def materialize(partition_key: str = "2025-09-30"):
+    """feast_registry, then the online_features partition of `partition_key` (the scoring date):
+    two runs, as the unpartitioned registry and the daily partitions run in a pipeline."""
+    registry = dg.materialize([feast_registry], resources=shared_resources(), raise_on_error=False)
+    if not registry.success:
+        return registry
+    return dg.materialize([online_features], resources=shared_resources(), partition_key=partition_key,
+                          raise_on_error=False)
 
 
 def metadata(result, asset: str) -> dict:
@@ -53,18 +56,19 @@ def metadata(result, asset: str) -> dict:
     return {k: v.value for k, v in mat.metadata.items()}
 
 
-def test_feature_assets_register_the_repo_and_fill_the_online_store_as_of_the_latest_cutoff(ltv_home):
+def test_feature_assets_register_the_repo_and_fill_the_online_store_as_of_the_partition(ltv_home):
     write_marts(ltv_home, n_features=30, n_btyd=20)
-    result = materialize()
-    assert result.success
-
-    registry = metadata(result, "feast_registry")
+    registry_run = dg.materialize([feast_registry], resources=shared_resources())
+    registry = metadata(registry_run, "feast_registry")
     assert registry["feature_views"] == {"customer_features": 57, "customer_btyd_summary": 6}
     assert registry["feature_count"] == 63
     assert registry["entity_rows"] == {"customer_features": 60, "customer_btyd_summary": 40}
     assert registry["registry_path"] == str(ltv_home / "feast" / "registry.db")
     assert Path(registry["registry_path"]).is_file()
+    assert sorted(p.name for p in (ltv_home / "feast" / "data" / "customer_features").iterdir()) == [
+        "2025-06-30.parquet", "2025-09-30.parquet"]
 
+    result = dg.materialize([online_features], resources=shared_resources(), partition_key="2025-09-30")
     online = metadata(result, "online_features")
     assert online["as_of"] == "2025-09-30"
     assert online["users_written"] == 30
@@ -72,32 +76,35 @@ def test_feature_assets_register_the_repo_and_fill_the_online_store_as_of_the_la
     assert online["seconds"] > 0
 
     store = fs.feature_store(ltv_home)
-    got = fs.online_features(store, ["u007", "u025"], "btyd_v1", as_of=D1)
+    got = online_store.online_features(store, ["u007", "u025"], "btyd_v1", as_of=D1)
     assert got["T"].iloc[0] == 7.0 and got["T"].isna().iloc[1]  # u025 has no purchase: no BTYD row
-    assert fs.online_features(store, ["u025"], as_of=D1)["n_orders"].tolist() == [25.0]
+    assert online_store.online_features(store, ["u025"], as_of=D1)["n_orders"].tolist() == [25.0]
 
 
-def test_online_features_takes_an_explicit_scoring_date(ltv_home):
+def test_each_online_partition_writes_the_features_of_its_own_date(ltv_home):
     write_marts(ltv_home, n_features=5, n_btyd=5)
-    result = materialize({"ops": {"online_features": {"config": {"as_of": "2025-06-30"}}}})
+    result = materialize("2025-06-30")
     assert result.success
     assert metadata(result, "online_features")["as_of"] == "2025-06-30"
-    marker = fs.online_features(fs.feature_store(ltv_home), ["u001"])["feature_cutoff_date"]
+    marker = online_store.online_features(fs.feature_store(ltv_home), ["u001"])["feature_cutoff_date"]
     assert marker.tolist() == ["2025-06-30"]
 
 
-def test_a_scoring_date_without_feature_rows_fails_the_run_with_the_reason(ltv_home):
+def test_a_scoring_date_without_exported_features_fails_the_run_with_the_reason(ltv_home):
     write_marts(ltv_home, n_features=5, n_btyd=5)
-    result = materialize({"ops": {"online_features": {"config": {"as_of": "2025-12-31"}}}})
+    result = materialize("2025-12-31")
     assert not result.success
     failure = result.failure_data_for_node("online_features")
-    assert "no row for cutoff 2025-12-31" in failure.error.cause.message
+    assert "2025-12-31.parquet does not exist" in failure.error.cause.message
 
 
 def test_feature_assets_depend_on_the_dbt_marts_and_load_with_the_transform_domain():
     assert {k.to_user_string() for k in MART_KEYS} == {"customer_features", "customer_btyd_summary"}
     assert set(MART_KEYS) <= set(feast_registry.dependency_keys)
-    assert set(MART_KEYS) | {feast_registry.key} <= set(online_features.dependency_keys)
+    assert set(online_features.dependency_keys) == {dg.AssetKey("scoring_features"), feast_registry.key}
+    assert online_features.partitions_def is daily_partitions
+    [online_spec] = online_features.specs
+    assert online_spec.tags["ltv/serves"] == "online"
     for asset in (feast_registry, online_features):
         [spec] = asset.specs
         assert spec.group_name == groups.FEATURES and spec.kinds == {"feast"}
@@ -106,7 +113,6 @@ def test_feature_assets_depend_on_the_dbt_marts_and_load_with_the_transform_doma
     graph = defs.resolve_asset_graph()
     dbt_keys = {k for k in graph.get_all_asset_keys() if k in set(MART_KEYS)}
     assert dbt_keys == set(MART_KEYS)  # the deps resolve to the dbt assets, not to stubs
-    assert graph.get(online_features.key).parent_keys >= set(MART_KEYS)
 
 
 def test_feature_registry_fails_clearly_without_a_warehouse(ltv_home):

@@ -1,6 +1,7 @@
 """Features: the Feast registry over the dbt marts, and the online store scoring reads.
 
-Thin wrappers around ltv_pipeline.lib.feature_store; the Feast objects are in feature_repo/.
+Thin wrappers around ltv_pipeline.lib.feature_store and lib.online_store; the Feast objects are
+in feature_repo/.
 """
 
 import time
@@ -9,12 +10,13 @@ from pathlib import Path
 
 import dagster as dg
 from dagster_dbt import get_asset_key_for_model
-from pydantic import Field
 
 from ltv_pipeline import groups
 from ltv_pipeline.defs.resources import WarehouseResource
 from ltv_pipeline.defs.transform.assets import build_dbt_assets
 from ltv_pipeline.lib import feature_store as fs
+from ltv_pipeline.lib import online_store
+from ltv_pipeline.partitions import daily_partitions
 
 # The marts behind the feature views (their FileSources' dbt_model tags).
 MART_KEYS = [
@@ -28,9 +30,10 @@ def feast_registry(context: dg.AssetExecutionContext, warehouse_db: WarehouseRes
     """The Feast registry of project ltv (LTV_HOME/feast/registry.db): entity customer, the
     feature views customer_features and customer_btyd_summary (one row per user per cutoff,
     event timestamp = end of the cutoff day) and the services ltv_model_v1 and btyd_v1. Exports
-    both marts to LTV_HOME/feast/data/*.parquet (atomically), then applies feature_repo/."""
+    every cutoff of both marts to LTV_HOME/feast/data/<view>/<YYYY-MM-DD>.parquet (atomically;
+    files of cutoffs no longer in a mart are deleted), then applies feature_repo/."""
     home = Path(warehouse_db.ltv_home)
-    rows = fs.export_marts(warehouse_db.path, home)
+    rows = fs.export_cutoffs(warehouse_db.path, home)
     store = fs.feature_store(home)
     fs.apply_repo(store)
     views = {v.name: len(v.features) for v in store.list_feature_views()}
@@ -49,32 +52,24 @@ def feast_registry(context: dg.AssetExecutionContext, warehouse_db: WarehouseRes
     )
 
 
-class OnlineFeaturesConfig(dg.Config):
-    as_of: str | None = Field(
-        default=None,
-        description="Scoring date YYYY-MM-DD whose feature rows go online. Default: the latest "
-        "cutoff_date in marts.customer_features (the scoring date the dbt build planned). "
-        "The partitioned scoring issue will pass it explicitly.",
-    )
-
-
 # Assets that only serve the online store carry this tag; `ltv predict` (predict_job) skips them.
 ONLINE_ONLY_TAG = {"ltv/serves": "online"}
+# The scoring partition's asset that builds cutoff D with dbt and exports it (defs/scoring).
+SCORING_FEATURES = dg.AssetKey("scoring_features")
 
 
-@dg.asset(group_name=groups.FEATURES, kinds={"feast"}, deps=[feast_registry, *MART_KEYS],
-          tags=ONLINE_ONLY_TAG)
-def online_features(
-    context: dg.AssetExecutionContext, config: OnlineFeaturesConfig, warehouse_db: WarehouseResource
-) -> dg.MaterializeResult:
-    """The SQLite online store (LTV_HOME/feast/online_store.db): one row per customer known at
-    the scoring date with that cutoff's features of every feature view, for `ltv score-user`.
-    A re-run for a date replaces those customers' rows."""
+@dg.asset(group_name=groups.FEATURES, kinds={"feast"}, deps=[SCORING_FEATURES, feast_registry],
+          partitions_def=daily_partitions, tags=ONLINE_ONLY_TAG)
+def online_features(context: dg.AssetExecutionContext, warehouse_db: WarehouseResource) -> dg.MaterializeResult:
+    """The SQLite online store (LTV_HOME/feast/online_store.db) as of the partition's scoring
+    date D: one row per customer known at D with cutoff D's features of every feature view,
+    read from D's export file, for `ltv score-user`. Customers absent at D keep their older
+    rows (their cutoff marker says which). A re-run of D replaces those customers' rows."""
     home = Path(warehouse_db.ltv_home)
-    as_of = date.fromisoformat(config.as_of) if config.as_of else fs.latest_cutoff(warehouse_db.path)
+    as_of = date.fromisoformat(context.partition_key)
     store = fs.feature_store(home)
     started = time.perf_counter()
-    written = fs.materialize_online(store, as_of)
+    written = online_store.materialize_online(store, as_of)
     seconds = time.perf_counter() - started
     context.log.info(f"online store as of {as_of}: {written} rows in {seconds:.1f} s")
     return dg.MaterializeResult(
