@@ -127,10 +127,12 @@ DRIFT_MIN_DRIFTED_FEATURES = 2
 # The predicted values are one variable the champion's whole output depends on: 0.25 as well.
 DRIFT_PREDICTION_PSI = 0.25
 # Realised error of the forecasts made H days before D, once their window has matured:
-# retrain when total predicted / total realised leaves [0.8, 1.25] (a 20-25% aggregate bias,
-# outside what the backtests of a sound champion show), when the normalized Gini falls more
-# than 0.10 below the champion's backtest Gini, or the MAE is more than 30% above its backtest
-# MAE; only with at least 500 matured customers (fewer make these ratios noisy).
+# retrain when total predicted / total realised, divided by the champion's backtest total
+# ratio (its usual bias; 1 when unknown), leaves [0.8, 1.25]: the aggregate bias moved by
+# 20-25%, more than it moves between backtest origins of a sound champion; when the
+# normalized Gini falls more than 0.10 below the champion's backtest Gini; or when the MAE is
+# more than 30% above its backtest MAE. Only with at least 500 matured customers (fewer make
+# these ratios noisy).
 DRIFT_TOTAL_RATIO_LOW = 0.8
 DRIFT_TOTAL_RATIO_HIGH = 1.25
 DRIFT_GINI_DROP = 0.10

@@ -130,10 +130,12 @@ def _triggers(figures: dict, t: Thresholds) -> list[str]:
     err = figures.get("realised_error") or {}
     if err.get("available") and err["n_users"] >= t.min_matured_users:
         where = f"forecasts of {err['forecast_date']} over ({err['forecast_date']}, {figures['as_of']}]"
-        ratio = err.get("total_ratio")
-        if ratio is not None and not t.total_ratio_low <= ratio <= t.total_ratio_high:
-            out.append(f"{where}: total predicted / realised {ratio:.3f} outside "
-                       f"[{t.total_ratio_low:g}, {t.total_ratio_high:g}]")
+        # aggregate bias against the bias the champion showed in its backtests (1 without them)
+        ratio, baseline = err.get("total_ratio"), err.get("reference_total_ratio") or 1.0
+        if ratio is not None and not t.total_ratio_low <= ratio / baseline <= t.total_ratio_high:
+            out.append(f"{where}: total predicted / realised {ratio:.3f} is {ratio / baseline:.2f} x "
+                       f"the champion's backtest {baseline:.3f} (allowed "
+                       f"[{t.total_ratio_low:g}, {t.total_ratio_high:g}])")
         ref_gini, gini = err.get("reference_gini"), err.get("gini")
         if ref_gini is not None and gini is not None and ref_gini - gini > t.gini_drop:
             out.append(f"{where}: normalized Gini {gini:.3f} is {ref_gini - gini:.3f} below the "

@@ -164,6 +164,7 @@ def figures(con: duckdb.DuckDBPyConnection, day, champion_metrics: dict | None =
         champion_metrics = champion_metrics or {}
         err["reference_gini"] = champion_metrics.get("gini")
         err["reference_mae"] = champion_metrics.get("mae")
+        err["reference_total_ratio"] = champion_metrics.get("total_ratio")
         out["realised_error"] = err
     out["volume"], out["freshness"] = volume_and_freshness(con, day, ref)
     return _clean(out)

@@ -137,7 +137,7 @@ def test_decide_retrains_on_prediction_drift():
 
 
 @pytest.mark.parametrize("change, phrase", [
-    ({"total_ratio": 1.4}, "total predicted / realised 1.400"),
+    ({"total_ratio": 1.4}, "total predicted / realised 1.400 is 1.40 x"),
     ({"total_ratio": 0.7}, "total predicted / realised 0.700"),
     ({"gini": 0.40}, "normalized Gini 0.400"),
     ({"mae": 14.0}, "MAE 14.00 is 40% above"),
@@ -166,3 +166,11 @@ def test_decide_holds_a_retrain_back_on_stale_data_or_collapsed_volume_and_says_
                           "reference_rows_per_day": 72.0, "ratio": 10 / 72})
     decision = drift.decide(low, T)
     assert not decision.retrain and "transaction volume fell to 0.14" in decision.reasons[0]
+
+
+def test_decide_reads_the_total_ratio_against_the_champions_backtest_bias():
+    usual = {**figures()["realised_error"], "reference_total_ratio": 0.84}
+    assert not drift.decide(figures(realised_error={**usual, "total_ratio": 0.80}), T).retrain
+    # 1.26 alone is inside [0.8, 1.25] of 1, but 1.5 x the bias the backtests showed
+    decision = drift.decide(figures(realised_error={**usual, "total_ratio": 1.26}), T)
+    assert decision.retrain and "1.50 x the champion's backtest 0.840" in decision.reasons[0]

@@ -14,7 +14,8 @@ import pandas as pd
 from ltv_pipeline import groups, settings
 from ltv_pipeline.defs.resources import ModelRegistryResource, WarehouseResource
 from ltv_pipeline.defs.scoring.assets import ltv_scores
-from ltv_pipeline.lib import drift, monitoring, plots
+from ltv_pipeline.lib import drift, plots
+from ltv_pipeline.lib import monitoring as monitoring_lib
 from ltv_pipeline.partitions import daily_partitions
 
 FIGURES_KEY = "figures"  # metadata entry holding the whole figures dict (the sensor reads it)
@@ -60,7 +61,7 @@ def monitoring(context: dg.AssetExecutionContext, warehouse_db: WarehouseResourc
     for day in sorted(context.partition_keys):
         with warehouse_db.connect(read_only=True) as con:
             try:
-                figs = monitoring.figures(con, day, record.get("metrics"), record.get("ref"),
+                figs = monitoring_lib.figures(con, day, record.get("metrics"), record.get("ref"),
                                           settings.DRIFT_PSI_BINS)
             except ValueError as exc:
                 raise dg.Failure(f"monitoring {day}: {exc}") from exc
@@ -69,7 +70,7 @@ def monitoring(context: dg.AssetExecutionContext, warehouse_db: WarehouseResourc
         path = write_figures(warehouse_db.ltv_home, figures[day])
         context.log.info(f"{day}: retrain {decision.retrain}; {'; '.join(decision.reasons) or 'no trigger'}")
     figs = figures[max(figures)]
-    table = monitoring.feature_table(figs)
+    table = monitoring_lib.feature_table(figs)
     history = _error_over_time(warehouse_db.ltv_home)
     err, pred = figs["realised_error"], figs["predictions"]
     return dg.MaterializeResult(metadata={
@@ -82,6 +83,9 @@ def monitoring(context: dg.AssetExecutionContext, warehouse_db: WarehouseResourc
         "realised_error": dg.MetadataValue.json(err),
         "realised_error_over_time": dg.MetadataValue.md(
             history.to_markdown(index=False, floatfmt=".4g") if len(history) else "no matured forecasts yet"),
+        **({"realised_error_plot": dg.MetadataValue.md(plots.lines(
+            history, "as_of", ["gini", "total_ratio"], "realised error of matured forecasts", "value"))}
+           if len(history) > 1 else {}),
         "volume": dg.MetadataValue.json(figs["volume"]),
         "freshness": dg.MetadataValue.json(figs["freshness"]),
         "feature_psi_plot": dg.MetadataValue.md(plots.barh(
