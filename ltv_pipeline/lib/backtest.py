@@ -8,6 +8,9 @@ the customers with history at O against their realised value in [O + 1 day, O + 
     O), the newest `max_train_cutoffs` of them, exactly as the final model is trained; rows of
     any later cutoff are dropped here whatever the caller passes. p10/p90 of the quantile
     members attach to every GBM point forecast (interval coverage).
+  - rfm_stack (lib/stack.py): LightGBM boosted from the BTYD forecast on RFM + BTYD features,
+    trained on the day table's rows <= O only (train_stack filters them whatever is passed);
+    its own p10/p90 (rfm_stack_p10 / rfm_stack_p90 columns) give its interval coverage.
   - historical_rate (baseline): each customer's past net revenue per day of tenure times H,
     rate = revenue_total / max(T + 1, MIN_TENURE_DAYS) (a customer first seen yesterday is not
     extrapolated from one day).
@@ -26,7 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import nnls
 
-from ltv_pipeline.lib import gbm, metrics, training
+from ltv_pipeline.lib import gbm, metrics, stack, training
 
 BTYD_CANDIDATES = tuple(f"{m}_gg" for m in training.BTYD_COUNT_MODELS)
 GBM_POINT = ("tweedie", "l2", "l1", "two_part", "hybrid")
@@ -47,6 +50,7 @@ class OriginData:
     labels: pd.DataFrame
     train_frame: pd.DataFrame | None = None
     score_frame: pd.DataFrame | None = None
+    days: pd.DataFrame | None = None  # stack.DAY_COLUMNS rows (any span; rows > origin unused)
 
 
 @dataclass
@@ -57,6 +61,7 @@ class BacktestConfig:
     max_train_cutoffs: int = 3
     max_rows: int = gbm.MAX_ROWS
     seed: int = 0
+    btyd_cache: dict = field(default_factory=dict)  # stack's BTYD fits per internal cutoff
 
 
 @dataclass
@@ -65,6 +70,8 @@ class BacktestResult:
     predictions: dict[str, pd.DataFrame]  # origin ISO -> user_id, T, actual, <model>..., p10, p90
     notes: list[str]
     blend_weights: dict[str, dict[str, float]]  # origin ISO -> member -> weight
+    models: dict[str, dict[str, object]] = field(default_factory=dict)  # origin -> BTYD, rfm_stack
+    scored: dict[str, pd.DataFrame] = field(default_factory=dict)  # origin -> summary + actual
 
     def pivot(self) -> pd.DataFrame:
         return pivot(self.metrics)
@@ -136,9 +143,23 @@ def origin_predictions(data: OriginData, cfg: BacktestConfig) -> tuple[pd.DataFr
         raise ValueError(f"origin {data.origin}: no customer has both history and a complete label")
     out = pd.DataFrame({"user_id": base["user_id"], "T": base["T"].astype(float),
                         "actual": base["value"].astype(float)})
+    fitted: dict[str, object] = {}
     for name, model in training.fit_btyd_models(summary, data.origin).items():
         out[name] = model.predict(base, cfg.horizon_days)["predicted_value"].to_numpy()
+        fitted[name] = model
     out[BASELINE] = historical_rate(base, cfg.horizon_days)
+    if data.days is not None:
+        try:
+            model = stack.train_stack(data.days, data.origin, cfg.horizon_days,
+                                      stack.StackConfig(max_rows=cfg.max_rows, seed=cfg.seed),
+                                      cfg.btyd_cache)
+        except stack.StackUnavailable as exc:
+            notes.append(f"{data.origin}: {exc}")
+        else:
+            sp = model.predict(base, cfg.horizon_days)
+            out[stack.NAME] = sp["predicted_value"].to_numpy()
+            out[f"{stack.NAME}_p10"], out[f"{stack.NAME}_p90"] = sp["p10"].to_numpy(), sp["p90"].to_numpy()
+            fitted[stack.NAME] = model
     sup = _gbm_predictions(data, cfg, notes)
     if sup is not None:
         out = out.merge(sup, on="user_id", how="left", validate="one_to_one")
@@ -147,11 +168,25 @@ def origin_predictions(data: OriginData, cfg: BacktestConfig) -> tuple[pd.DataFr
             raise ValueError(f"origin {data.origin}: {int(missing.sum())} customer(s) lack "
                              "supervised features at the origin, e.g. "
                              f"{out.loc[missing, 'user_id'].head(3).tolist()}")
-    return out.reset_index(drop=True), notes
+    out = out.reset_index(drop=True)
+    out.attrs["models"] = fitted
+    out.attrs["scored"] = base[["user_id", "frequency", "recency", "T", "monetary_value"]].assign(
+        actual=base["value"].astype(float).to_numpy())
+    return out, notes
 
 
 def candidates(pred: pd.DataFrame) -> list[str]:
-    return [c for c in pred.columns if c not in ("user_id", "T", "actual", "p10", "p90")]
+    return [c for c in pred.columns if c not in ("user_id", "T", "actual")
+            and not c.endswith(("p10", "p90"))]
+
+
+def interval_of(pred: pd.DataFrame, model: str) -> dict[str, pd.Series]:
+    """The model's p10/p90 columns when it has a complete interval: its own
+    (<model>_p10/_p90), else the GBM quantile members' for gbm_* models; {} otherwise."""
+    for lo, hi in ((f"{model}_p10", f"{model}_p90"),) + ((("p10", "p90"),) if model.startswith("gbm_") else ()):
+        if lo in pred and hi in pred and pred[lo].notna().all() and pred[hi].notna().all():
+            return {"p10": pred[lo], "p90": pred[hi]}
+    return {}
 
 
 def fit_blend(stacked: pd.DataFrame, members: list[str]) -> dict[str, float]:
@@ -180,9 +215,8 @@ def blend_plan(history: list[pd.DataFrame], available: list[str]) -> tuple[list[
 
 def evaluate_origin(pred: pd.DataFrame, origin: str) -> pd.DataFrame:
     rows = []
-    interval = {"p10": pred["p10"], "p90": pred["p90"]} if "p10" in pred and pred["p10"].notna().all() else {}
     for model in candidates(pred):
-        kw = interval if model.startswith("gbm_") else {}
+        kw = interval_of(pred, model)
         for metric, value in metrics.evaluate(pred["actual"], pred[model], **kw,
                                               on_undefined="omit").items():
             rows.append({"model": model, "origin": origin, "metric": metric, "value": value})
@@ -191,10 +225,12 @@ def evaluate_origin(pred: pd.DataFrame, origin: str) -> pd.DataFrame:
 
 def run_backtest(origins: list[OriginData], cfg: BacktestConfig) -> BacktestResult:
     """Every origin in date order; the blend at an origin is fitted on earlier origins only."""
-    preds, notes, weights, tables, history = {}, [], {}, [], []
+    preds, notes, weights, tables, history, models, scored = {}, [], {}, [], [], {}, {}
     for data in sorted(origins, key=lambda d: d.origin):
         tag = data.origin.isoformat()
         pred, n = origin_predictions(data, cfg)
+        models[tag] = pred.attrs.pop("models", {})
+        scored[tag] = pred.attrs.pop("scored")
         notes += n
         members, fit_on = blend_plan(history, candidates(pred))
         history.append(pred[["actual", *candidates(pred)]])
@@ -209,7 +245,7 @@ def run_backtest(origins: list[OriginData], cfg: BacktestConfig) -> BacktestResu
         tables.append(evaluate_origin(pred, tag))
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(
         columns=["model", "origin", "metric", "value"])
-    return BacktestResult(table, preds, notes, weights)
+    return BacktestResult(table, preds, notes, weights, models, scored)
 
 
 def final_blend(result: BacktestResult, registered: list[str]) -> dict[str, float]:

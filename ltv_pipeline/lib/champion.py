@@ -7,7 +7,12 @@ The selection rule (select_champion), over the tidy backtest table (model, origi
   2. Guard rails on calibration, mean over those origins: total predicted / actual within
      [0.8, 1.25] and decile calibration error <= 0.5. Failing candidates are excluded unless
      none pass (then all stay in, and the reason says so).
-  3. Primary metric: normalized Gini (a data team targets customers by value rank). Every
+  3. Dominance over the lifetimes baselines (Rule.baselines, bgnbd_gg and pareto_gg): when
+     some candidates in the pool beat every baseline on BOTH primary (higher) and tiebreak
+     (lower) metric, the pool is narrowed to them; otherwise it stays as it is and the reason
+     says that no candidate dominates. A model that ranks better but errs more per customer
+     does not displace one that is better on both.
+  4. Primary metric: normalized Gini (a data team targets customers by value rank). Every
      candidate within tie_tolerance of the best Gini is a tie; ties go to the lowest MAE, so
      between equally good rankings the one with the smaller per-customer error wins.
 With no origin at all, the default rule picks `default` (bgnbd_gg: the reference BTYD model,
@@ -34,6 +39,7 @@ class Rule:
     max_decile_calibration_error: float = 0.5
     tie_tolerance: float = 0.01
     default: str = "bgnbd_gg"
+    baselines: tuple[str, ...] = ("bgnbd_gg", "pareto_gg")
 
 
 @dataclass
@@ -82,6 +88,7 @@ def select_champion(table: pd.DataFrame, rule: Rule = Rule()) -> Selection:
     if pool.empty:
         pool, rails = means, "no candidate passes the guard rails, so all were ranked"
     pool = pool[pool[rule.primary].notna()]
+    pool, rails = _dominant(pool, means, rule, rails)
     if pool.empty:
         return Selection(rule.default, f"{rule.primary} undefined for every candidate: default "
                          f"rule picks {rule.default}", True, origins, means.reset_index())
@@ -95,6 +102,20 @@ def select_champion(table: pd.DataFrame, rule: Rule = Rule()) -> Selection:
     numbers = {k: float(v) for k, v in row.items() if k not in ("why_excluded", "passes_guard_rails")
                and pd.notna(v)}
     return Selection(champ, reason, False, origins, means.reset_index(), numbers)
+
+
+def _dominant(pool: pd.DataFrame, means: pd.DataFrame, rule: Rule,
+              rails: str) -> tuple[pd.DataFrame, str]:
+    base = means.loc[[b for b in rule.baselines if b in means.index]]
+    if base.empty or pool.empty:
+        return pool, rails
+    best_p, best_t = base[rule.primary].max(), base[rule.tiebreak].min()
+    dom = pool[(pool[rule.primary] > best_p) & (pool[rule.tiebreak] < best_t)]
+    if len(dom):
+        return dom, (f"{rails}; {len(dom)} candidate(s) beat every baseline {list(base.index)} on "
+                     f"{rule.primary} and {rule.tiebreak}: chosen among them")
+    return pool, f"{rails}; no candidate beats every baseline {list(base.index)} on both " \
+                 f"{rule.primary} and {rule.tiebreak}"
 
 
 @dataclass

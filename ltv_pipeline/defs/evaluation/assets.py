@@ -14,10 +14,11 @@ from ltv_pipeline import groups, settings
 from ltv_pipeline.defs.evaluation import inputs
 from ltv_pipeline.defs.resources import ModelRegistryResource, WarehouseResource
 from ltv_pipeline.lib import backtest as bt
+from ltv_pipeline.lib import backtest_days, cadence, gbm, marts, plots, stack
 from ltv_pipeline.lib import champion as ch
-from ltv_pipeline.lib import gbm, marts, plots
 
-MART_DEPS = [dg.AssetKey(k) for k in ("customer_btyd_summary", "customer_labels", "customer_features")]
+MART_DEPS = [dg.AssetKey(k) for k in ("customer_btyd_summary", "customer_labels", "customer_features",
+                                       "int_user_days_aggregated")]
 LEADERBOARD_COLUMNS = ["model", "n_origins", "gini", "mae", "rmse", "wape", "spearman",
                        "top_decile_share", "decile_calibration_error", "total_ratio",
                        "p10_p90_coverage"]
@@ -43,28 +44,46 @@ class BacktestConfig(dg.Config):
 def backtest(context: dg.AssetExecutionContext, config: BacktestConfig,
              warehouse_db: WarehouseResource) -> dg.MaterializeResult:
     """One row per (model, backtest origin, metric): every candidate trained only on data before
-    the origin and scored on the following H days; the leaderboard is the mean over origins."""
+    the origin and scored on the following H days (or, when no planned origin fits the history,
+    on the longest horizon that does: lib/backtest_days.py); the leaderboard is the mean over
+    origins, plus error by model age and the recommended retraining cadence."""
     t0 = time.perf_counter()
     with warehouse_db.connect(read_only=True) as con:
         plan = marts.read_plan(con)
         origins = inputs.fitting_origins(plan)
         data, raw = inputs.read_origin_data(con, plan, origins)
-    notes = []
+        days = stack.read_days(con, plan.scoring_date)
+    notes, bt_horizon = [], plan.horizon_days
     if len(origins) < config.expected_origins:
         notes.append(f"{len(origins)} of {config.expected_origins} backtest origins fit inside the "
                      f"history (origin + {plan.horizon_days} days <= {plan.scoring_date}); "
                      "evaluating those")
     features, categorical = inputs.supervised_frames(data, raw, plan.horizon_days, settings.ltv_home())
-    cfg = bt.BacktestConfig(plan.horizon_days, features, categorical,
+    for d in data:
+        d.days = days
+    if not origins and len(days):
+        bt_horizon, origins = backtest_days.fallback_plan(
+            plan.scoring_date, plan.horizon_days, days["activity_date"].min().date(),
+            max(config.expected_origins, 1))
+        data = backtest_days.origin_data(days, origins, bt_horizon, plan.scoring_date) if origins else []
+        notes.append(f"no planned origin fits: backtest at horizon {bt_horizon} days (the longest "
+                     f"that fits {len(origins)} origins, lib/backtest_days.py) on {origins}; "
+                     f"the champion is applied at {plan.horizon_days} days" if origins else
+                     "no planned origin fits and the history is too short for day-table origins")
+    cfg = bt.BacktestConfig(bt_horizon, features, categorical,
                             len(plan.train_cutoffs) or 3, config.max_rows, config.seed)
     result = bt.run_backtest(data, cfg)
     notes += result.notes
+    ages = cadence.age_table(result.models, result.scored, bt_horizon)
+    retrain = cadence.recommend(ages)
     latest = result.models_at(max(result.predictions)) if result.predictions else []
     final = bt.final_blend(result, [m for m in latest if m != bt.BLEND])
     board = leaderboard(result.metrics)
     inputs.write_json(inputs.evaluation_dir(warehouse_db.ltv_home) / inputs.RESULTS_FILE, {
         "run_id": context.run.run_id, "scoring_date": plan.scoring_date,
-        "horizon_days": plan.horizon_days, "origins": [o.isoformat() for o in origins],
+        "horizon_days": plan.horizon_days, "backtest_horizon_days": bt_horizon,
+        "origins": [o.isoformat() for o in origins], "model_age": ages.to_dict("records"),
+        "retraining_cadence": retrain,
         "metrics": result.metrics.to_dict("records"), "leaderboard": board.to_dict("records"),
         "notes": notes, "blend_weights": result.blend_weights, "final_blend": final,
         "diagnostics": inputs.diagnostics(result)})
@@ -75,6 +94,10 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestConfig,
                                            if len(board) else "no origin could be evaluated"),
         "origins": dg.MetadataValue.json([o.isoformat() for o in origins]),
         "n_origins": len(origins), "horizon_days": plan.horizon_days,
+        "backtest_horizon_days": bt_horizon,
+        "retraining_cadence_days": retrain["cadence_days"],
+        "retraining_cadence": retrain["reason"],
+        "error_by_model_age": dg.MetadataValue.md(inputs.age_plot(retrain)),
         "scoring_date": plan.scoring_date.isoformat(),
         "notes": dg.MetadataValue.json(notes), "final_blend_weights": dg.MetadataValue.json(final),
         "seconds": round(time.perf_counter() - t0, 1),
@@ -89,7 +112,8 @@ class ChampionConfig(dg.Config):
 
 
 @dg.asset(group_name=groups.EVALUATION, kinds={"python"},
-          deps=[backtest, dg.AssetKey("btyd_models"), dg.AssetKey("gbm_models")])
+          deps=[backtest, dg.AssetKey("btyd_models"), dg.AssetKey("gbm_models"),
+                dg.AssetKey("rfm_stack_model")])
 def champion(context: dg.AssetExecutionContext, config: ChampionConfig,
              warehouse_db: WarehouseResource,
              model_registry: ModelRegistryResource) -> dg.MaterializeResult:

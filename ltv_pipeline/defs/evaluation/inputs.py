@@ -13,7 +13,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from ltv_pipeline.lib import backtest, champion, cutoffs, feature_store, marts, plots, training
+from ltv_pipeline.lib import backtest, champion, cutoffs, feature_store, marts, plots, stack, training
 from ltv_pipeline.lib.jsonable import to_jsonable
 from ltv_pipeline.lib.registry import ModelRegistry, ModelVersion
 
@@ -119,11 +119,11 @@ def registered_for(registry: ModelRegistry, plan: marts.BuiltPlan) -> dict[str, 
     scoring date (BTYD: fitted at it; LightGBM: on this plan's training cutoffs)."""
     trains = {c.isoformat() for c in plan.train_cutoffs}
     out = {}
-    names = [*backtest.BTYD_CANDIDATES, *(f"gbm_{m}" for m in backtest.GBM_POINT)]
+    names = [*backtest.BTYD_CANDIDATES, stack.NAME, *(f"gbm_{m}" for m in backtest.GBM_POINT)]
     for name in (n for n in names if n in registry.names()):
         v = registry.version(name)
         cut = v.manifest.get("training_cutoffs") or []
-        ok = (cut == [plan.scoring_date.isoformat()] if v.family == "btyd"
+        ok = (cut == [plan.scoring_date.isoformat()] if v.family in ("btyd", stack.NAME)
               else bool(cut) and set(cut) <= trains)
         if ok:
             out[name] = v
@@ -174,3 +174,13 @@ def plot_metadata(diag: dict[str, Any], model: str) -> dict[str, Any]:
         "error_by_customer_age": dg.MetadataValue.md(plots.lines(
             age, "tenure_days", [y for y in ys if y in age], f"MAE by tenure at {origin}", "MAE")),
     }
+
+
+def age_plot(retrain: dict[str, Any]) -> str:
+    """MAE of an aged model over a fresh one's, by model age (days), per model, as Markdown."""
+    ages = pd.DataFrame(retrain.get("by_age") or [])
+    if ages.empty:
+        return retrain["reason"]
+    wide = ages.pivot_table(index="age_days", columns="model", values="mae_ratio").reset_index()
+    return plots.lines(wide, "age_days", [c for c in wide.columns if c != "age_days"],
+                       "MAE of an aged model / a fresh one", "MAE ratio")

@@ -11,7 +11,7 @@ from pydantic import Field
 from ltv_pipeline import groups, settings
 from ltv_pipeline.defs.quality.factory import result_path
 from ltv_pipeline.defs.resources import ModelRegistryResource, WarehouseResource
-from ltv_pipeline.lib import feature_store, gbm, marts, plots, quality, training
+from ltv_pipeline.lib import feature_store, gbm, marts, plots, quality, stack, training
 from ltv_pipeline.lib.quality_suites import training_window_suite
 from ltv_pipeline.lib.registry import fingerprint_frame
 
@@ -122,6 +122,36 @@ def gbm_models(context: dg.AssetExecutionContext, config: GBMConfig,
         "feature_importance": dg.MetadataValue.md(
             plots.barh(importance, "tweedie: top features by gain", "gain")),
     })
+
+
+@dg.asset(group_name=groups.TRAINING, kinds={"lightgbm", "lifetimes"},
+          deps=[dg.AssetKey("int_user_days_aggregated"), BTYD_SUMMARY])
+def rfm_stack_model(context: dg.AssetExecutionContext, config: GBMConfig,
+                    warehouse_db: WarehouseResource,
+                    model_registry: ModelRegistryResource) -> dg.MaterializeResult:
+    """rfm_stack (lib/stack.py): LightGBM boosted from the BTYD forecast on RFM + BTYD features,
+    trained on the day table's history up to the scoring date (internal cutoffs whose label
+    windows end by it), one model per scoring date; absent, with the reason, when the history
+    is too short."""
+    with warehouse_db.connect(read_only=True) as con:
+        plan = marts.read_plan(con)
+        days = stack.read_days(con, plan.scoring_date)
+    t0 = time.perf_counter()
+    try:
+        model = stack.train_stack(days, plan.scoring_date, plan.horizon_days,
+                                  stack.StackConfig(max_rows=config.max_rows, seed=config.seed))
+    except stack.StackUnavailable as exc:
+        context.log.warning(str(exc))
+        return dg.MaterializeResult(metadata={"trained": False, "note": str(exc)})
+    info = model.describe()
+    version = model_registry.get().register(
+        model, stack.NAME, stack.NAME, {k: info[k] for k in ("gamma", "k", "train_horizon_days")},
+        [plan.scoring_date.isoformat()], "btyd_v1", fingerprint_frame(days), {})
+    return dg.MaterializeResult(metadata={
+        "trained": True, "registered": version.ref, "seconds": round(time.perf_counter() - t0, 1),
+        "train_horizon_days": model.train_horizon_days, "horizon_days": plan.horizon_days,
+        "internal_cutoffs": dg.MetadataValue.json(model.training_cutoffs),
+        "notes": dg.MetadataValue.json(model.notes)})
 
 
 @dg.asset(group_name=groups.TRAINING, kinds={"statsmodels"}, deps=[COHORTS])

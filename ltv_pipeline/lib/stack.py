@@ -1,0 +1,309 @@
+"""rfm_stack: LightGBM on RFM + BTYD outputs, trained inside the history it is given, with a
+value map that trades per-customer error against calibration (pure: no Dagster, no I/O).
+
+Why it exists: the Feast LightGBM members need per-cutoff marts whose label windows end by the
+scoring date, which short histories (CDNOW's classic split: 273 days of history, H = 273) do not
+have; and their mean forecasts rank well but carry a larger MAE than BTYD. rfm_stack works from
+the day table alone (dbt's int_user_days_aggregated: one row per user per active day, net
+revenue), so it trains whenever the history holds a few internal cutoffs.
+
+The method, for a model as of date A (history: days <= A) and horizon H:
+  1. Training horizon h (choose_horizon): H when n_cutoffs internal cutoffs fit at H, else the
+     longest horizon (>= MIN_HORIZON_DAYS) that fits them. Internal cutoffs c_j = A - h - j *
+     step_days (j = 0 .. n_cutoffs - 1), each with >= min_history_days of data before it, so
+     every label window (c, c + h] ends by A: nothing at or after A + 1 day is read.
+  2. Rows per cutoff: the BTYD summary at c (lifetimes definitions), BG/NBD and Pareto/NBD with
+     Gamma-Gamma fitted at c on that summary only, and their outputs at horizon h as features
+     (FEATURES). Label: net revenue in (c, c + h].
+  3. A LightGBM tweedie booster boosted FROM the BTYD forecast: its init score is
+     log(base), base = the mean of BG/NBD's and Pareto/NBD's value at h, so the trees learn a
+     multiplicative correction of BTYD (bounded where scoring leaves the training range, e.g.
+     older customers than any seen in training, where BTYD's dropout structure carries on).
+     The newest cutoff is the early-stopping set (never a training row). gbm.train_family's
+     quantile_p10 / quantile_p90 members give the interval.
+  4. Value map fitted on the newest cutoff (out of sample for the boosters): v = k * s^gamma,
+     gamma in GAMMAS chosen for the lowest MAE and k so that the map keeps the booster's own
+     total there (the map reshapes, it does not recalibrate the level). gamma > 1 sharpens: it moves value from customers unlikely to buy
+     (where the MAE-optimal forecast is near 0) to likely buyers. A monotone map, so ranking
+     (normalized Gini) is unchanged; decile calibration is checked against MAX_MAP_DCE.
+  5. At scoring, BTYD refitted at A gives the features; when h < H the forecast is scaled per
+     customer by BG/NBD's E[X(H)] / E[X(h)] at A (documented scaling rule, not a label at H).
+p10/p90 come from the quantile members, scaled the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+
+import lightgbm as lgb
+
+from ltv_pipeline.lib import btyd, gbm, metrics
+
+NAME = "rfm_stack"
+COUNT_MODELS = ("bgnbd", "pareto")
+FEATURES = ["frequency", "recency", "T", "monetary_value", "gap_days", "rate_per_day",
+            "bg_p_alive", "bg_expected_purchases", "pa_p_alive", "pa_expected_purchases",
+            "gg_expected_spend", "bg_value", "pa_value"]
+GAMMAS = (1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.8, 2.0)
+MAX_MAP_DCE = 0.35  # decile calibration error a value map may reach on its fitting cutoff
+MIN_HORIZON_DAYS = 28
+DAY_COLUMNS = ["user_id", "activity_date", "revenue", "is_purchase_day"]
+
+
+class StackUnavailable(ValueError):
+    """The history is too short to train rfm_stack; the message says what is missing."""
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    n_cutoffs: int = 3
+    step_days: int = 30
+    min_history_days: int = 30
+    max_rows: int = gbm.MAX_ROWS
+    seed: int = 0
+
+
+def read_days(con, as_of: date) -> pd.DataFrame:
+    """Day rows (DAY_COLUMNS) with activity_date <= as_of from intermediate.int_user_days_aggregated."""
+    frame = con.execute(
+        "select user_id, activity_date, revenue, is_purchase_day "
+        "from intermediate.int_user_days_aggregated where activity_date <= ? "
+        "and (is_purchase_day or revenue <> 0)", [as_of]).df()
+    return normalise_days(frame)
+
+
+def normalise_days(days: pd.DataFrame) -> pd.DataFrame:
+    missing = [c for c in DAY_COLUMNS if c not in days.columns]
+    if missing:
+        raise ValueError(f"day table lacks column(s) {missing}; has {list(days.columns)}")
+    out = days[DAY_COLUMNS].copy()
+    out["user_id"] = out["user_id"].astype(str)
+    out["activity_date"] = pd.to_datetime(out["activity_date"]).dt.floor("D")
+    out["revenue"] = out["revenue"].astype(float)
+    out["is_purchase_day"] = out["is_purchase_day"].astype(bool)
+    return out
+
+
+def history(days: pd.DataFrame, cutoff: date) -> pd.DataFrame:
+    """Rows of days <= cutoff (history is ts < cutoff + 1 day)."""
+    return days[days["activity_date"] <= pd.Timestamp(cutoff)]
+
+
+def summary_at(days: pd.DataFrame, cutoff: date) -> pd.DataFrame:
+    """BTYD summary at cutoff (as marts.customer_btyd_summary: purchase days' net totals floored
+    at 0) plus revenue_total (net revenue of every day <= cutoff)."""
+    hist = history(days, cutoff)
+    buys = hist[hist["is_purchase_day"]]
+    tx = pd.DataFrame({"user_id": buys["user_id"], "ts": buys["activity_date"],
+                       "amount": buys["revenue"].clip(lower=0.0)})
+    summary = btyd.summary_from_transactions(tx, cutoff)
+    total = hist.groupby("user_id")["revenue"].sum()
+    summary["revenue_total"] = summary["user_id"].map(total).fillna(0.0).to_numpy(float)
+    return summary
+
+
+def labels_at(days: pd.DataFrame, cutoff: date, horizon_days: int, users: pd.Series) -> np.ndarray:
+    """Net revenue in (cutoff, cutoff + H] per user in `users` (0 without activity)."""
+    start = pd.Timestamp(cutoff)
+    win = days[(days["activity_date"] > start)
+               & (days["activity_date"] <= start + pd.Timedelta(days=horizon_days))]
+    value = win.groupby("user_id")["revenue"].sum()
+    return users.astype(str).map(value).fillna(0.0).to_numpy(float)
+
+
+def choose_horizon(as_of: date, horizon_days: int, data_start: date, cfg: StackConfig) -> int:
+    """H when cfg.n_cutoffs internal cutoffs fit at H, else the longest horizon that fits them
+    (>= MIN_HORIZON_DAYS); raises StackUnavailable when none does."""
+    room = (as_of - data_start).days - cfg.min_history_days - (cfg.n_cutoffs - 1) * cfg.step_days
+    h = min(horizon_days, room)
+    if h < min(MIN_HORIZON_DAYS, horizon_days):
+        raise StackUnavailable(
+            f"{NAME}: {(as_of - data_start).days} day(s) of history before {as_of} cannot hold "
+            f"{cfg.n_cutoffs} training cutoffs {cfg.step_days} days apart with "
+            f"{cfg.min_history_days} days of history each and a label window of at least "
+            f"{min(MIN_HORIZON_DAYS, horizon_days)} days")
+    return int(h)
+
+
+def fit_btyd(summary: pd.DataFrame, cutoff: date) -> dict[str, object]:
+    from ltv_pipeline.lib import training
+
+    return training.fit_btyd_models(summary, cutoff, models=COUNT_MODELS)
+
+
+def features(summary: pd.DataFrame, fits: dict[str, object], horizon_days: int) -> pd.DataFrame:
+    """FEATURES per summary row (same order), from the summary and the given BTYD fits."""
+    bg = fits["bgnbd_gg"].predict(summary, horizon_days)
+    pa = fits["pareto_gg"].predict(summary, horizon_days)
+    f, r, t = (summary[c].to_numpy(float) for c in ("frequency", "recency", "T"))
+    return pd.DataFrame({
+        "user_id": summary["user_id"].astype(str).to_numpy(),
+        "frequency": f, "recency": r, "T": t,
+        "monetary_value": summary["monetary_value"].to_numpy(float), "gap_days": t - r,
+        "rate_per_day": f / (t + 1.0),
+        "bg_p_alive": bg["p_alive"].to_numpy(), "bg_expected_purchases": bg["expected_purchases"].to_numpy(),
+        "pa_p_alive": pa["p_alive"].to_numpy(), "pa_expected_purchases": pa["expected_purchases"].to_numpy(),
+        "gg_expected_spend": bg["expected_spend"].to_numpy(),
+        "bg_value": bg["predicted_value"].to_numpy(), "pa_value": pa["predicted_value"].to_numpy(),
+    })
+
+
+def fit_value_map(actual: np.ndarray, score: np.ndarray) -> tuple[float, float, list[str]]:
+    """(gamma, k) of v = k * score^gamma: the lowest MAE over GAMMAS with decile calibration
+    error <= MAX_MAP_DCE, k keeping the forecasts' own total (no level recalibration: the
+    booster's level stands); gamma 1, k 1 (identity) when none qualifies."""
+    score = np.clip(np.asarray(score, float), 0.0, None)
+    actual = np.clip(np.asarray(actual, float), 0.0, None)
+    if actual.sum() <= 0 or score.sum() <= 0:
+        return 1.0, 1.0, ["value map: no positive actuals or forecasts on the fitting cutoff: identity"]
+    best, rows = (np.inf, 1.0, 1.0), []
+    for g in GAMMAS:
+        s = score ** g
+        k = score.sum() / s.sum()
+        err = float(np.mean(np.abs(actual - k * s)))
+        dce = metrics.decile_calibration_error(actual, k * s)
+        rows.append(f"{g}:{err:.4g}/{dce:.3g}")
+        if dce <= MAX_MAP_DCE and err < best[0]:
+            best = (err, g, k)
+    return best[1], best[2], [f"value map gamma {best[1]} k {best[2]:.4g} (gamma:MAE/decile "
+                              f"error on the newest cutoff {' '.join(rows)})"]
+
+
+def base_value(X: pd.DataFrame) -> np.ndarray:
+    return np.maximum(0.5 * (X["bg_value"].to_numpy(float) + X["pa_value"].to_numpy(float)), 1e-6)
+
+
+@dataclass
+class Booster:
+    """Tweedie booster on top of log(base_value): forecast = base * exp(trees)."""
+
+    booster: lgb.Booster | None
+    best_iteration: int
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        base = base_value(X)
+        if self.booster is None:
+            return base
+        with np.errstate(over="ignore"):
+            out = base * np.exp(self.booster.predict(X[FEATURES], raw_score=True))
+        return np.clip(np.nan_to_num(out, nan=0.0, posinf=np.finfo(float).max), 0.0, None)
+
+
+def fit_booster(frame: pd.DataFrame, seed: int, notes: list[str]) -> Booster:
+    """Train on every cutoff but the newest, early stopping on the newest."""
+    newest = frame["cutoff_date"] == frame["cutoff_date"].max()
+    tr, va = frame[~newest], frame[newest]
+    y, yv = tr["value"].clip(lower=0.0).to_numpy(), va["value"].clip(lower=0.0).to_numpy()
+    if (y > 0).sum() < 10:
+        notes.append("booster: fewer than 10 positive training labels: the BTYD base alone")
+        return Booster(None, 0)
+    params = {**gbm.BASE_PARAMS, **gbm.size_params(len(tr)), "objective": "tweedie",
+              "tweedie_variance_power": 1.3, "metric": "tweedie", "seed": seed,
+              "learning_rate": 0.05}
+    dtrain = lgb.Dataset(tr[FEATURES], y, init_score=np.log(base_value(tr)), free_raw_data=True)
+    dvalid = lgb.Dataset(va[FEATURES], yv, init_score=np.log(base_value(va)), reference=dtrain)
+    b = lgb.train(params, dtrain, num_boost_round=gbm.MAX_ROUNDS, valid_sets=[dvalid],
+                  valid_names=["validation"],
+                  callbacks=[lgb.early_stopping(gbm.EARLY_STOPPING_ROUNDS, verbose=False)])
+    best = b.best_iteration or b.current_iteration()
+    notes.append(f"booster: {best} tree(s) over the BTYD base (early stopping on the newest cutoff)")
+    return Booster(b if best > 0 else None, best)
+
+
+@dataclass
+class RFMStack:
+    """The registered model: BTYD fitted at as_of, the boosters, the value map and the horizon
+    rule. predict(summary, H) follows the BTYD models' interface (lib/scoring.py uses it)."""
+
+    as_of: str
+    horizon_days: int
+    train_horizon_days: int
+    btyd_fits: dict[str, object]
+    booster: Booster
+    family: dict[str, gbm.GBMModel]  # quantile_p10, quantile_p90
+    gamma: float
+    k: float
+    training_cutoffs: list[str]
+    notes: list[str] = field(default_factory=list)
+
+    def predict(self, summary: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
+        """user_id, predicted_value, p10, p90, p_alive, expected_purchases, expected_spend (the
+        last three from BG/NBD at horizon_days) per summary row."""
+        h = self.train_horizon_days
+        X = features(summary, self.btyd_fits, h)
+        score = self.booster.predict(X)
+        value = self.k * score ** self.gamma
+        bg_h = self.btyd_fits["bgnbd_gg"].predict(summary, horizon_days)
+        scale = np.ones(len(X))
+        if horizon_days != h:
+            e_long = bg_h["expected_purchases"].to_numpy(float)
+            e_short = X["bg_expected_purchases"].to_numpy(float)
+            with np.errstate(all="ignore"):
+                scale = np.where(e_short > 1e-12, e_long / e_short, horizon_days / h)
+        q = [self.family[m].predict(X) * scale if m in self.family else np.full(len(X), np.nan)
+             for m in ("quantile_p10", "quantile_p90")]
+        return pd.DataFrame({
+            "user_id": summary["user_id"].to_numpy(), "predicted_value": value * scale,
+            "p10": np.fmin(*q), "p90": np.fmax(*q),
+            "p_alive": bg_h["p_alive"].to_numpy(), "expected_purchases": bg_h["expected_purchases"].to_numpy(),
+            "expected_spend": bg_h["expected_spend"].to_numpy()})
+
+    def describe(self) -> dict[str, object]:
+        return {"as_of": self.as_of, "horizon_days": self.horizon_days,
+                "train_horizon_days": self.train_horizon_days, "gamma": self.gamma, "k": self.k,
+                "training_cutoffs": self.training_cutoffs, "notes": self.notes}
+
+
+def training_frame(days: pd.DataFrame, cutoffs: list[date], h: int,
+                   cache: dict | None = None) -> pd.DataFrame:
+    """Stacked FEATURES + cutoff_date + value over cutoffs. cache: cutoff ISO -> BTYD fits,
+    shared between calls on the same day table (a fit at c reads days <= c only)."""
+    parts, cache = [], {} if cache is None else cache
+    for c in cutoffs:
+        summary = summary_at(days, c)
+        if summary.empty:
+            continue
+        if c.isoformat() not in cache:
+            cache[c.isoformat()] = fit_btyd(summary, c)
+        X = features(summary, cache[c.isoformat()], h)
+        X["cutoff_date"] = pd.Timestamp(c)
+        X["value"] = labels_at(days, c, h, summary["user_id"])
+        parts.append(X)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def train_stack(days: pd.DataFrame, as_of: date, horizon_days: int,
+                cfg: StackConfig = StackConfig(), cache: dict | None = None) -> RFMStack:
+    """rfm_stack as of `as_of` (module docstring). Only day rows <= as_of are read, whatever
+    the caller passes. Raises StackUnavailable when the history is too short."""
+    days = history(normalise_days(days), as_of)
+    if days.empty:
+        raise StackUnavailable(f"{NAME}: no activity on or before {as_of}")
+    start = days["activity_date"].min().date()
+    h = choose_horizon(as_of, horizon_days, start, cfg)
+    earliest = start + timedelta(days=cfg.min_history_days)
+    cutoffs = sorted(c for c in (as_of - timedelta(days=h + j * cfg.step_days)
+                                 for j in range(cfg.n_cutoffs)) if c >= earliest)
+    frame = training_frame(days, cutoffs, h, cache)
+    if len(cutoffs) < 2 or len(frame) < 200:
+        raise StackUnavailable(f"{NAME}: {len(cutoffs)} training cutoff(s) and {len(frame)} rows "
+                               f"before {as_of} at horizon {h} (need 2 and 200)")
+    notes: list[str] = []
+    booster = fit_booster(frame, cfg.seed, notes)
+    family = gbm.train_family(frame, FEATURES, [], members=["quantile_p10", "quantile_p90"],
+                              max_rows=cfg.max_rows, seed=cfg.seed)
+    newest = frame[frame["cutoff_date"] == frame["cutoff_date"].max()]
+    gamma, k, map_notes = fit_value_map(newest["value"].to_numpy(), booster.predict(newest))
+    notes += map_notes
+    if h != horizon_days:
+        notes.append(f"trained at horizon {h} days (the longest with {cfg.n_cutoffs} training "
+                     f"cutoffs in the history), scaled to {horizon_days} days per customer by "
+                     "BG/NBD's E[X(H)] / E[X(h)]")
+    summary = summary_at(days, as_of)
+    return RFMStack(as_of.isoformat(), horizon_days, h, fit_btyd(summary, as_of), booster, family,
+                    gamma, k,
+                    [c.isoformat() for c in cutoffs], notes)

@@ -1,0 +1,114 @@
+"""rfm_stack, its day-table backtest fallback and the model-age cadence (small synthetic logs)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ltv_pipeline.lib import backtest, backtest_days, btyd, cadence, generator, stack
+
+AS_OF, H = date(2025, 6, 30), 60
+
+
+@pytest.fixture(scope="module")
+def days() -> pd.DataFrame:
+    t = generator.generate(n_users=600, seed=11)["transactions"]
+    t = t[~t["is_refund"]]
+    d = (t.assign(activity_date=t["ts"].dt.floor("D"))
+         .groupby(["user_id", "activity_date"], as_index=False)["amount"].sum()
+         .rename(columns={"amount": "revenue"}))
+    return d.assign(is_purchase_day=True)
+
+
+@pytest.fixture(scope="module")
+def model(days) -> stack.RFMStack:
+    return stack.train_stack(days, AS_OF, H)
+
+
+def test_summary_at_matches_lifetimes_definitions(days):
+    cutoff = date(2024, 12, 31)
+    got = stack.summary_at(days, cutoff).set_index("user_id")
+    tx = days.rename(columns={"activity_date": "ts", "revenue": "amount"})
+    want = btyd.summary_from_transactions(tx, cutoff).set_index("user_id")
+    pd.testing.assert_frame_equal(got[want.columns], want, check_dtype=False)
+
+
+def test_planted_future_row_changes_nothing(days, model):
+    planted = pd.DataFrame({"user_id": [days["user_id"].iloc[0]] * 2, "is_purchase_day": True,
+                            "activity_date": pd.to_datetime([AS_OF + timedelta(days=1),
+                                                             AS_OF + timedelta(days=40)]),
+                            "revenue": [1e6, 1e6]})
+    other = stack.train_stack(pd.concat([days, planted], ignore_index=True), AS_OF, H)
+    summary = stack.summary_at(days, AS_OF)
+    assert other.training_cutoffs == model.training_cutoffs
+    np.testing.assert_allclose(other.predict(summary, H)["predicted_value"],
+                               model.predict(summary, H)["predicted_value"])
+
+
+def test_internal_label_windows_end_by_as_of(model):
+    for c in model.training_cutoffs:
+        assert date.fromisoformat(c) + timedelta(days=model.train_horizon_days) <= AS_OF
+
+
+def test_short_history_trains_at_the_longest_horizon_that_fits_and_scales(days):
+    start = days["activity_date"].min().date()
+    cfg = stack.StackConfig(min_history_days=(AS_OF - start).days - 300)  # 300 days usable
+    m = stack.train_stack(days, AS_OF, 500, cfg)
+    assert m.train_horizon_days == 300 - 2 * 30 < 500
+    summary = stack.summary_at(days, AS_OF)
+    out = m.predict(summary, 500)
+    short = m.predict(summary, m.train_horizon_days)
+    assert (out["predicted_value"] >= short["predicted_value"] - 1e-9).all()
+    assert (out["p10"] <= out["p90"]).all() and out["p90"].notna().all()
+
+
+def test_too_short_history_is_refused_with_a_reason(days):
+    start = days["activity_date"].min().date()
+    with pytest.raises(stack.StackUnavailable, match="cannot hold"):
+        stack.train_stack(days, start + timedelta(days=60), 90)
+
+
+def test_value_map_keeps_total_and_prefers_sharper_forecasts_when_they_cut_mae():
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.01, 0.9, 5000)
+    actual = np.where(rng.uniform(size=p.size) < p, 50.0, 0.0)
+    gamma, k, _ = stack.fit_value_map(actual, p * 50)
+    assert gamma > 1
+    np.testing.assert_allclose((k * (p * 50) ** gamma).sum(), (p * 50).sum())
+
+
+def test_fallback_plan_is_the_longest_horizon_with_three_origins():
+    h, origins = backtest_days.fallback_plan(date(1997, 9, 30), 273, date(1997, 1, 1))
+    assert h == 272 - backtest_days.MIN_ORIGIN_HISTORY_DAYS - 60
+    assert origins[-1] == date(1997, 9, 30) - timedelta(days=h)
+    assert [(b - a).days for a, b in zip(origins, origins[1:])] == [30, 30]
+    assert backtest_days.fallback_plan(date(1997, 3, 1), 273, date(1997, 1, 1)) == (0, [])
+
+
+def test_backtest_on_fallback_origins_has_rfm_stack_with_coverage_and_model_age(days):
+    h, origins = backtest_days.fallback_plan(AS_OF, H, days["activity_date"].min().date())
+    data = backtest_days.origin_data(days, origins, h, AS_OF)
+    result = backtest.run_backtest(data, backtest.BacktestConfig(h))
+    board = result.pivot().set_index("model")
+    assert board.loc[stack.NAME, "n_origins"] == 3
+    assert 0 <= board.loc[stack.NAME, "p10_p90_coverage"] <= 1
+    ages = cadence.age_table(result.models, result.scored, h)
+    assert set(ages["age_days"]) == {0, 30, 60}
+    fresh = ages[ages["age_days"] == 0]
+    np.testing.assert_allclose(fresh["mae"], fresh["fresh_mae"])
+    assert cadence.recommend(ages)["cadence_days"] in (30, 60)
+
+
+def test_cadence_rule_picks_largest_age_within_tolerance():
+    rows = [("m", "a", "b", age, mae, gini, 10.0, 0.7) for age, mae, gini in
+            ((0, 10.0, 0.7), (30, 10.1, 0.695), (60, 10.5, 0.69), (90, 11.0, 0.6))]
+    table = pd.DataFrame(rows, columns=["model", "trained_at", "scored_at", "age_days", "mae",
+                                        "gini", "fresh_mae", "fresh_gini"])
+    assert cadence.recommend(table)["cadence_days"] == 30
+    worse = table.assign(mae=table["mae"] * 1.5)
+    assert cadence.recommend(worse)["cadence_days"] == 30
+    assert "worse than a fresh one" in cadence.recommend(worse)["reason"]
+    assert cadence.recommend(table.iloc[:1])["cadence_days"] is None
