@@ -149,7 +149,7 @@ def _commands() -> dict[str, Callable[[argparse.Namespace], int]]:
         "score": commands.score,
         "monitor": commands.monitor,
         "predict": commands.predict,
-        "score-user": _not_built("score-user", 5),
+        "score-user": commands.score_user,
         "forget": _not_built("forget", 12),
     }
 

@@ -259,6 +259,25 @@ def predict(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def score_user(args: argparse.Namespace) -> int:
+    """`ltv score-user USER_ID [--as-of D]`: JSON from the online store and the champion."""
+    import json
+
+    from ltv_pipeline.lib.errors import InputError
+    from ltv_pipeline.lib.feature_store import StaleFeaturesError
+    from ltv_pipeline.lib.scoring import score_online
+
+    home = settings.ensure_home()
+    if not (home / "models" / "champion.json").exists():
+        raise InputError("there is no champion model yet: run `ltv demo` before `ltv score-user`")
+    try:
+        out = score_online(home, args.user_id.strip(), args.as_of.isoformat() if args.as_of else None)
+    except (LookupError, StaleFeaturesError) as exc:
+        raise InputError(f"score-user {args.user_id!r}: {exc}") from None
+    print(json.dumps(out))
+    return EXIT_OK
+
+
 def generate(args: argparse.Namespace) -> int:
     from ltv_pipeline.lib.generator import generate as make_log
     from ltv_pipeline.lib.generator import write

@@ -5,8 +5,9 @@ segment and uncertainty (lib.ranking.annotate with the partition's own threshold
 priority ranking with its exploration slots (lib.ranking.priority), the model used and the top
 LightGBM contributions. Re-writing a partition deletes and inserts its rows in ONE transaction:
 it never duplicates them and a failure leaves the previous rows in place. The thresholds of
-each partition are kept in scores.segment_thresholds, so a user scored online later gets the
-segment the batch would give.
+each partition are kept in scores.segment_thresholds and in LTV_HOME/scores/<D>.json (with the
+champion, horizon and the cold-start prior), so a user scored online later (`ltv score-user`,
+which never opens the warehouse) gets the segment the batch would give.
 """
 
 from __future__ import annotations
@@ -77,6 +78,28 @@ def replace_partition(warehouse_path: Path, day: date | str, rows: pd.DataFrame,
             con.execute("rollback")
             raise
     return len(rows)
+
+
+def write_record(ltv_home: Path, day: date | str, rows: pd.DataFrame, used: dict) -> Path:
+    """LTV_HOME/scores/<D>.json (atomically): champion, horizon_days, segment_thresholds and
+    cold_start_value (mean forecast of the partition's cold starts: the prior for an id the
+    stores have never seen)."""
+    day = pd.Timestamp(day).date().isoformat()
+    cold = rows.loc[rows["cold_start"].astype(bool), "predicted_value"]
+    record = {"as_of_date": day, "champion": used["champion"], "horizon_days": int(used["horizon_days"]),
+              "segment_thresholds": used["segment_thresholds"],
+              "cold_start_value": float(cold.mean()) if len(cold) else 0.0, "users": int(len(rows))}
+    path = Path(ltv_home) / "scores" / f"{day}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(record, indent=2))
+    tmp.replace(path)
+    return path
+
+
+def read_record(ltv_home: Path, day: date | str) -> dict | None:
+    path = Path(ltv_home) / "scores" / f"{pd.Timestamp(day).date().isoformat()}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def read_partition(warehouse_path: Path, day: date | str) -> pd.DataFrame:

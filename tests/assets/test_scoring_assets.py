@@ -105,7 +105,8 @@ def test_a_seven_day_backfill_is_one_run_with_seven_partitions(trained):
     exports = trained / "exports" / "2025-07-08"
     for name in ("top_value", "top_margin", "churn_risk_high_value", "priority"):
         csv = pd.read_csv(exports / f"{name}.csv")
-        assert csv.equals(pd.read_parquet(exports / f"{name}.parquet").astype(csv.dtypes.to_dict()))
+        pd.testing.assert_frame_equal(csv, pd.read_parquet(exports / f"{name}.parquet"),
+                                      check_dtype=False, rtol=1e-9)
         assert 0 < len(csv) <= 1000
     top = pd.read_csv(exports / "top_value.csv")
     assert top["predicted_value"].is_monotonic_decreasing
@@ -121,3 +122,27 @@ def test_scoring_a_date_before_the_data_is_refused(trained):
     assert not result.success
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert "before the first transaction date" in str(failure.event_specific_data.error)
+
+
+def test_online_scoring_returns_what_the_batch_partition_wrote(trained):
+    from ltv_pipeline.definitions import defs
+    from ltv_pipeline.lib.scoring import OUTPUT_COLUMNS, score_online
+
+    day = "2025-07-10"
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = defs.resolve_job_def("score_job").execute_in_process(
+            instance=instance, partition_key=day, raise_on_error=False)
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    batch = scores.read_partition(trained / "warehouse.duckdb", day).set_index("user_id")
+    sample = pd.concat([batch[~batch["cold_start"]].sample(15, random_state=0),
+                        batch[batch["cold_start"]].head(3)])
+    assert sample["segment"].nunique() >= 3
+    for user_id, row in sample.iterrows():
+        online = score_online(trained, user_id, day)
+        assert online["known"] and online["as_of_date"] == day and online["latency_ms"] > 0
+        for column in OUTPUT_COLUMNS[1:]:
+            expected = None if pd.isna(row[column]) else row[column]
+            assert online[column] == expected, (user_id, column, online[column], expected)
+    unknown = score_online(trained, "never-seen-id", day)
+    assert unknown["known"] is False and unknown["cold_start"] is True and unknown["segment"] == "new"
+    assert unknown["predicted_value"] == pytest.approx(batch.loc[batch["cold_start"], "predicted_value"].mean())

@@ -59,14 +59,17 @@ SCORING_FEATURES = dg.AssetKey("scoring_features")
 
 
 @dg.asset(group_name=groups.FEATURES, kinds={"feast"}, deps=[SCORING_FEATURES, feast_registry],
-          partitions_def=daily_partitions, tags=ONLINE_ONLY_TAG)
+          partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run(),
+          tags=ONLINE_ONLY_TAG)
 def online_features(context: dg.AssetExecutionContext, warehouse_db: WarehouseResource) -> dg.MaterializeResult:
     """The SQLite online store (LTV_HOME/feast/online_store.db) as of the partition's scoring
     date D: one row per customer known at D with cutoff D's features of every feature view,
     read from D's export file, for `ltv score-user`. Customers absent at D keep their older
-    rows (their cutoff marker says which). A re-run of D replaces those customers' rows."""
+    rows (their cutoff marker says which). A re-run of D replaces those customers' rows. A run
+    over a range of dates (a backfill) writes its last date only: the store serves one row per
+    customer."""
     home = Path(warehouse_db.ltv_home)
-    as_of = date.fromisoformat(context.partition_key)
+    as_of = date.fromisoformat(max(context.partition_keys))
     store = fs.feature_store(home)
     started = time.perf_counter()
     written = online_store.materialize_online(store, as_of)

@@ -43,6 +43,11 @@ class ScoringConfig(dg.Config):
     )
     audience_size: int = Field(default=1000, ge=0, description="Users per audience export (top k).")
     seed: int = Field(default=0, description="Tie-break seed of the priority ranking.")
+    explain_top: int = Field(
+        default=1000, ge=0,
+        description="Users (highest predicted value first) whose top LightGBM feature "
+        "contributions are stored in top_features; TreeSHAP costs about 1 ms per user.",
+    )
 
 
 def partition_days(context: dg.AssetExecutionContext) -> list[str]:
@@ -82,9 +87,7 @@ def scoring_features(
     dbt_seconds = time.perf_counter() - started
     context.log.info(f"dbt built cutoffs {days[0]}..{days[-1]} in {dbt_seconds:.1f} s: "
                      f"{done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ''}")
-    export = getattr(feature_store, "export_cutoffs", None)  # TEMP until the per-cutoff export lands
-    exported = export(warehouse_db.path, Path(warehouse_db.ltv_home), days) if export else \
-        feature_store.export_marts(warehouse_db.path, Path(warehouse_db.ltv_home))
+    exported = feature_store.export_cutoffs(warehouse_db.path, Path(warehouse_db.ltv_home), days)
     with warehouse_db.connect(read_only=True) as con:
         per_day = dict(con.execute(
             "select strftime(cutoff_date, '%Y-%m-%d'), count(*) from marts.customer_features "
@@ -108,17 +111,18 @@ def ltv_scores(
 ) -> dg.MaterializeResult:
     """scores.ltv_scores: one row per user known at D per as_of_date D with the champion's
     predicted_value, p10, p90, p_alive, expected_purchases, segment, uncertain, priority rank
-    (with exploration slots), model, top LightGBM contributions and cold_start. Re-scoring D
-    replaces its rows in one transaction."""
+    (with exploration slots), model, top LightGBM contributions (for the explain_top most
+    valuable users) and cold_start. Re-scoring D replaces its rows in one transaction."""
     home = Path(warehouse_db.ltv_home)
     horizon = training_horizon(warehouse_db, config)
     summaries: dict[str, dict] = {}
     started = time.perf_counter()
     rows = None
     for day in partition_days(context):
-        forecast, used = scoring.score_as_of(home, day, horizon, explain=True)
+        forecast, used = scoring.score_as_of(home, day, horizon, config.explain_top)
         rows = scores.partition_rows(day, forecast, used, config.exploration_share, config.seed)
         scores.replace_partition(warehouse_db.path, day, rows, used)
+        scores.write_record(home, day, rows, used)
         summaries[day] = ranking.summary(rows)
         context.log.info(f"{day}: {len(rows):,} users scored with {used['champion']}")
     last = summaries[max(summaries)]
