@@ -64,3 +64,18 @@ def test_promotion_gate_accepts_within_tolerance_and_without_a_champion():
     assert champion.promote(None, {"gini": 0.1, "mae": 1.0}).promote
     with pytest.raises(ValueError, match="needs mae"):
         champion.promote({"gini": 0.6}, {"gini": 0.7})
+
+
+def test_candidate_beating_both_baselines_on_gini_and_mae_wins_over_a_better_ranker():
+    rows = []
+    for model, gini, mae in (("bgnbd_gg", 0.70, 10.0), ("pareto_gg", 0.71, 10.2),
+                             ("gbm_tweedie", 0.75, 11.0), ("rfm_stack", 0.72, 9.8)):
+        for metric, value in (("gini", gini), ("mae", mae), ("total_ratio", 1.0),
+                              ("decile_calibration_error", 0.1)):
+            rows.append({"model": model, "origin": "2020-01-01", "metric": metric, "value": value})
+    sel = champion.select_champion(pd.DataFrame(rows))
+    assert sel.champion == "rfm_stack"
+    assert "beat every baseline" in sel.reason
+    no_dom = pd.DataFrame([r for r in rows if r["model"] != "rfm_stack"])
+    sel = champion.select_champion(no_dom)
+    assert sel.champion == "gbm_tweedie" and "no candidate beats every baseline" in sel.reason
