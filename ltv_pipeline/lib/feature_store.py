@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 from feast import Entity, FeatureService, FeatureStore, FeatureView, RepoConfig
@@ -269,7 +270,9 @@ def training_frame(store: FeatureStore, entity_df: pd.DataFrame,
     if got.duplicated([JOIN_KEY, TIMESTAMP]).any():
         raise RuntimeError("Feast returned more than one row for an entity row")
     joined = keys.merge(got, on=[JOIN_KEY, TIMESTAMP], how="left", validate="many_to_one")
-    expected = (joined[TIMESTAMP] + pd.Timedelta(microseconds=1) - pd.Timedelta(days=1)).dt.strftime("%Y-%m-%d")
+    codes, stamps = pd.factorize(joined[TIMESTAMP])  # a few cutoffs: format each once
+    days = (stamps + pd.Timedelta(microseconds=1) - pd.Timedelta(days=1)).strftime("%Y-%m-%d")
+    expected = pd.Series(np.asarray(days, dtype=object)[codes], index=joined.index)
     _check_markers(joined, markers, expected, "that cutoff is not in the export; build it with "
                    "dbt, then re-export (the feast_registry asset)")
     out = _typed(joined[names].copy(), plan).drop(columns=list(markers))
@@ -295,7 +298,7 @@ def _entity_keys(entity_df: pd.DataFrame) -> pd.DataFrame:
         raise ValueError(f"entity_df: cutoff_date must hold dates and {TIMESTAMP} cutoff timestamps "
                          f"(D 23:59:59.999999 UTC, see cutoff_timestamp); got e.g. {bad}")
     return pd.DataFrame({JOIN_KEY: entity_df[JOIN_KEY].astype(str).to_numpy(),
-                         TIMESTAMP: stamps.astype("datetime64[us, UTC]").to_numpy()})
+                         TIMESTAMP: stamps.astype("datetime64[us, UTC]").array})
 
 
 def _check_markers(frame: pd.DataFrame, markers: Sequence[str], expected: pd.Series | str, fix: str) -> None:
