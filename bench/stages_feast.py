@@ -129,16 +129,19 @@ def feast_online_latency(work: Path, n: int) -> None:
     rng = random.Random(0)
     online_store.online_features(store, users[:1], as_of=BENCH_CUTOFF)  # warm the registry cache
     for size, reads in ((1, LATENCY_READS_ONE), (BATCH_USERS, LATENCY_READS_BATCH)):
-        ms = []
+        wall, cpu = [], []
         for _ in range(reads):
             sample = rng.sample(users, size)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             got = online_store.online_features(store, sample, as_of=BENCH_CUTOFF)
-            ms.append((time.perf_counter() - t0) * 1000)
-            assert len(got) == size
-        p50, p99 = np.percentile(ms, [50, 99])
-        _say(n, f"feast online read, {size:,} user(s) per call, {reads} calls: p50 {p50:.2f} ms, "
-                f"p99 {p99:.2f} ms" + (" (goal: p99 under 10 ms)" if size == 1 else ""))
+            wall.append((time.perf_counter() - t0) * 1000)
+            cpu.append((time.process_time() - c0) * 1000)
+            assert len(got) == size and got["feature_cutoff_date"].eq(BENCH_CUTOFF).all()
+        (w50, w99), (c50, c99) = np.percentile(wall, [50, 99]), np.percentile(cpu, [50, 99])
+        # CPU time per call is what the read costs on a core of its own (the bench machine is shared)
+        _say(n, f"feast online read, {size:,} user(s) per call, {reads} calls: wall p50 {w50:.2f} ms, "
+                f"p99 {w99:.2f} ms; CPU p50 {c50:.2f} ms, p99 {c99:.2f} ms"
+                + (" (goal: p99 under 10 ms)" if size == 1 else ""))
 
 
 STAGES: dict[str, Callable[[Path, int], None]] = {
