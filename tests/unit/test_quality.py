@@ -302,11 +302,15 @@ def test_leakage_rule_that_cannot_be_computed_fails():
     assert failure.type == "derive_columns" and "cutoff_date" in failure.exceptions[0]
 
 
-def test_run_suite_leaves_the_input_frame_alone():
-    df = labels()
+@pytest.mark.parametrize(("builder", "frame"), [(qs.label_window_suite, labels),
+                                                (qs.raw_transactions_suite, transactions)])
+def test_run_suite_leaves_the_input_frame_alone(builder, frame):
+    df = frame()
+    df.loc[0, df.columns[0]] = None  # a failing row too: GX filters and samples it
     before = df.copy()
-    quality.run_suite(df, qs.label_window_suite())
+    quality.run_suite(df, builder())
     pd.testing.assert_frame_equal(df, before)
+    assert not pd.options.mode.copy_on_write  # validation's copy-on-write does not leak out
 
 
 def test_row_counts_account_for_every_file_row():

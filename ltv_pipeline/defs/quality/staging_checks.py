@@ -63,6 +63,7 @@ def build_staging_checks() -> list[dg.AssetChecksDefinition]:
         for model in selected:
             name = LAYER_COUNT_CHECK.format(model=model)
             result = layer_row_counts(counts[model])
+            (context.log.info if result.success else context.log.error)(f"{name}: {result.summary()}")
             path = quality.save_result(result, result_path(warehouse_db.ltv_home, name, context.run.run_id))
             rows = counts[model].to_dict("records")
             yield check_result(result, path, asset_key=keys[model], check_name=name,
