@@ -150,7 +150,7 @@ def _commands() -> dict[str, Callable[[argparse.Namespace], int]]:
         "monitor": commands.monitor,
         "predict": commands.predict,
         "score-user": commands.score_user,
-        "forget": _not_built("forget", 12),
+        "forget": commands.forget,
     }
 
 

@@ -32,14 +32,57 @@ def run_job(job_name: str, run_config: dict[str, Any], tags: dict[str, str] | No
         selection = [k for k in graph.get_all_asset_keys() if graph.has(k) and graph.get(k).is_executable
                      and graph.get(k).tags.get("ltv/serves") != "online"]
     run_config = {"loggers": {"ltv_progress": {"config": {"log_level": "INFO"}}}, **run_config}
-    # Progress (dagster-dbt echoes dbt's log lines on stdout) belongs on stderr: stdout is for
-    # data and JSON.
-    with dg.DagsterInstance.get() as instance, contextlib.redirect_stdout(sys.stderr):
-        result = job.execute_in_process(
-            run_config=run_config, instance=instance, tags=tags or {}, raise_on_error=True,
-            asset_selection=selection,
-        )
+    # One writer at a time (lib/locks.py): another `ltv` command writing this home is waited
+    # for (a message on stderr; exit 2 after LTV_LOCK_TIMEOUT_SECONDS), and so are runs the
+    # UI/daemon started with the writers' tag; the queue holds the daemon's runs back while
+    # this run is in progress (it carries the job's tag too).
+    from ltv_pipeline.lib import locks
+
+    home = settings.ltv_home()
+    with locks.exclusive(home, f"ltv {job_name}", on_wait=progress), \
+            dg.DagsterInstance.get() as instance:
+        _settle_runs(instance, job_name)
+        # Progress (dagster-dbt echoes dbt's log lines on stdout) belongs on stderr: stdout is
+        # for data and JSON.
+        with contextlib.redirect_stdout(sys.stderr):
+            result = job.execute_in_process(
+                run_config=run_config, instance=instance, raise_on_error=True,
+                tags={**(tags or {}), CLI_PID_TAG: str(os.getpid())}, asset_selection=selection,
+            )
     return result
+
+
+CLI_PID_TAG = "ltv/cli-pid"
+
+
+def _settle_runs(instance, job_name: str) -> None:
+    """Before an in-process run (holding the lock): mark runs of earlier `ltv` processes still
+    recorded as in progress failed (they died, a kill -9 for instance: a live one would hold
+    the lock, and their records would keep the daemon's queue closed); then wait (up to the
+    lock's timeout) while a run launched by the UI/daemon that writes the warehouse is in
+    progress."""
+    import dagster as dg
+
+    from ltv_pipeline.lib import locks
+    from ltv_pipeline.lib.errors import InputError
+
+    active = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=active)):
+        if run.tags.get(CLI_PID_TAG, str(os.getpid())) != str(os.getpid()):
+            instance.report_run_failed(run, message=f"the `ltv` process {run.tags[CLI_PID_TAG]} "
+                                       "that ran it ended without finishing it")
+    filters = dg.RunsFilter(statuses=active, tags={settings.WRITES_WAREHOUSE_TAG: "true"})
+    limit, started, told = locks.timeout_seconds(), time.monotonic(), False
+    while running := instance.get_runs(filters=filters, limit=1):
+        if time.monotonic() - started >= limit:
+            raise InputError(f"run {running[0].run_id} ({running[0].job_name}) is writing the "
+                             f"warehouse; waited {limit:g} s (LTV_LOCK_TIMEOUT_SECONDS): run "
+                             f"{job_name} again when it has finished")
+        if not told:
+            progress(f"waiting for run {running[0].run_id} ({running[0].job_name}) to finish "
+                     "writing the warehouse")
+            told = True
+        time.sleep(locks.POLL_SECONDS * 4)
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -380,4 +423,22 @@ def monitor(args: argparse.Namespace) -> int:
     progress(f"monitoring {day} in {time.perf_counter() - t0:.1f} s (run {result.run_id}): "
              f"retrain {figures['retrain']}")
     print(json.dumps(figures, indent=2))
+    return EXIT_OK
+
+
+def forget(args: argparse.Namespace) -> int:
+    """`ltv forget USER_ID`: erase one customer from every store under LTV_HOME (lib/privacy.py;
+    erase_users_job does the same for lists) and print JSON of what was removed."""
+    import json
+
+    from ltv_pipeline.lib import locks, privacy
+
+    home = settings.ensure_home()
+    user_id = privacy.validate_ids([args.user_id])[0]
+    with locks.exclusive(home, "ltv forget", on_wait=progress):
+        report = privacy.forget(home, [user_id], source="ltv forget")
+    progress(f"nothing left to remove for that id in {home} (already erased or never loaded); "
+             "it stays on the erasure list" if report["nothing_found"] else
+             f"erased {report['rows_removed']:,} rows; the id is left out of later loads")
+    print(json.dumps(report, indent=2))
     return EXIT_OK

@@ -27,9 +27,19 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 FEATURE_REPO_DIR = REPO_ROOT / "feature_repo"
 
-DAGSTER_YAML = """\
+# Runs that write the warehouse carry this tag (full_pipeline_job, score_job, retrain_job,
+# erase_users_job); the run queue of the UI/daemon starts at most one of them at a time (the
+# others wait, queued). In-process CLI runs take LTV_HOME/.warehouse.lock instead (lib/locks.py).
+WRITES_WAREHOUSE_TAG = "ltv/writes-warehouse"
+WRITES_WAREHOUSE_LIMIT = {"key": WRITES_WAREHOUSE_TAG, "limit": 1}
+DAGSTER_YAML = f"""\
 telemetry:
   enabled: false
+concurrency:
+  runs:
+    tag_concurrency_limits:
+      - key: "{WRITES_WAREHOUSE_TAG}"
+        limit: 1
 """
 
 
@@ -103,14 +113,44 @@ def dbt_log_dir() -> Path:
     return ltv_home() / "dbt" / "logs"
 
 
+def upgrade_dagster_yaml(cfg: Path) -> bool:
+    """Add the one-warehouse-writer limit to a dagster.yaml written before it existed (or
+    edited by hand): into concurrency.runs.tag_concurrency_limits, unless a limit on the tag is
+    there already or the file limits runs the legacy way (run_queue / run_coordinator config,
+    which Dagster refuses to combine with concurrency.runs: left to its owner). The rest of the
+    file is kept (comments are not). Returns whether the file was rewritten."""
+    import yaml
+
+    text = cfg.read_text()
+    if WRITES_WAREHOUSE_TAG in text:
+        return False
+    data = yaml.safe_load(text) or {}
+    if not isinstance(data, dict):
+        return False
+    legacy = [data.get("run_queue") or {}, (data.get("run_coordinator") or {}).get("config") or {}]
+    if any(isinstance(c, dict) and c.get("tag_concurrency_limits") for c in legacy):
+        return False
+    runs = data.setdefault("concurrency", {}).setdefault("runs", {})
+    runs["tag_concurrency_limits"] = [*(runs.get("tag_concurrency_limits") or []),
+                                      dict(WRITES_WAREHOUSE_LIMIT)]
+    tmp = cfg.with_name(f".{cfg.name}.tmp-{os.getpid()}")
+    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
+    os.replace(tmp, cfg)
+    return True
+
+
 def ensure_home() -> Path:
-    """Create LTV_HOME and DAGSTER_HOME (telemetry off) and export both; idempotent."""
+    """Create LTV_HOME and DAGSTER_HOME (telemetry off, one warehouse writer at a time) and
+    export both; idempotent. An existing dagster.yaml is kept, with the writers' limit added
+    when it lacks it (upgrade_dagster_yaml)."""
     home = ltv_home()
     dh = dagster_home()
     dh.mkdir(parents=True, exist_ok=True)
     cfg = dh / "dagster.yaml"
     if not cfg.exists():
         cfg.write_text(DAGSTER_YAML)
+    else:
+        upgrade_dagster_yaml(cfg)
     os.environ["DAGSTER_HOME"] = str(dh)
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
     return home

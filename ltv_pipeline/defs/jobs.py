@@ -16,6 +16,7 @@ PARTITIONED = dg.AssetSelection.groups(groups.SCORING, groups.MONITORING) | dg.A
 full_pipeline_job = dg.define_asset_job(
     "full_pipeline_job",
     selection=dg.AssetSelection.all() - PARTITIONED,
+    tags={"ltv/writes-warehouse": "true"},  # settings.WRITES_WAREHOUSE_TAG: one such run at a time
     description="Load the source and build everything downstream of it as of one date: checks, "
     "features, Feast registry, training, backtests, champion. `ltv demo` and `ltv predict` run it, "
     "then the scoring partition of that date (score_job).",

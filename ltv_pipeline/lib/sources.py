@@ -127,3 +127,29 @@ def prepare_loads(tables: dict[str, InputTable], base_currency: str = "USD") -> 
 
 def last_activity_date(tables: dict[str, InputTable]) -> date:
     return pd.to_datetime(tables["transactions"].frame["ts"]).max().date()
+
+
+def drop_erased(loads: list[TableLoad], home: Path) -> tuple[list[TableLoad], dict[str, int]]:
+    """The loads without the rows of erased customers (lib/privacy: the home's erasure list),
+    clean and quarantined alike (quarantine would keep their personal data), and the rows
+    dropped per table. A dropped row is accounted as not in the file: rows_in_file (what
+    raw.load_batches logs and the row-count checks reconcile) is the file's rows minus them;
+    the ingest asset reports the dropped rows as rows_erased."""
+    from ltv_pipeline.lib.privacy import erased_hashes, erased_mask, normalized_ids
+
+    if not erased_hashes(home):
+        return loads, {load.table: 0 for load in loads}
+    out, dropped = [], {}
+    for load in loads:
+        if "user_id" not in CONTRACTS[load.table].columns:
+            out.append(load)
+            dropped[load.table] = 0
+            continue
+        clean_hit = erased_mask(load.clean["user_id"], home)
+        bad_hit = erased_mask(normalized_ids(load.quarantined["user_id"]), home)
+        n = int(clean_hit.sum()) + int(bad_hit.sum())
+        dropped[load.table] = n
+        out.append(TableLoad(load.table, load.file, load.rows_in_file - n,
+                             load.clean.loc[~clean_hit.to_numpy()].reset_index(drop=True),
+                             load.quarantined.loc[~bad_hit.to_numpy()].reset_index(drop=True)))
+    return out, dropped

@@ -54,6 +54,8 @@ def raw_tables(context: dg.AssetExecutionContext, config: IngestConfig, warehous
     context.log.info(f"reading source {config.source!r}")
     tables = sources.read_source(config.source, config.synthetic_users, config.synthetic_seed)
     loads = sources.prepare_loads(tables, settings.BASE_CURRENCY)
+    # customers erased with `ltv forget` stay out of every later load (LTV_HOME/privacy)
+    loads, erased = sources.drop_erased(loads, warehouse_db.path.parent)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     batch_id = f"{stamp}-{uuid.uuid4().hex[:8]}"
     warehouse.replace_raw_tables(warehouse_db.path, batch_id, config.source, loads)
@@ -64,13 +66,15 @@ def raw_tables(context: dg.AssetExecutionContext, config: IngestConfig, warehous
         context.log.info(f"data spans {first} to {last} (the daily partitions start at {first})")
     for load in loads:
         reasons = load.quarantined["reason"].value_counts().to_dict() if len(load.quarantined) else {}
-        context.log.info(f"raw.{load.table}: {len(load.clean):,} rows, {len(load.quarantined):,} quarantined")
+        context.log.info(f"raw.{load.table}: {len(load.clean):,} rows, {len(load.quarantined):,} quarantined"
+                         + (f", {erased[load.table]:,} of erased customers left out" if erased[load.table] else ""))
         yield dg.MaterializeResult(
             asset_key=RAW_ASSETS[load.table],
             metadata={
                 "dagster/row_count": len(load.clean),
-                "rows_in_file": load.rows_in_file,
+                "rows_in_file": load.rows_in_file + erased[load.table],
                 "rows_quarantined": len(load.quarantined),
+                "rows_erased": erased[load.table],
                 "quarantine_reasons": dg.MetadataValue.json(reasons),
                 "file": load.file or "(not provided)",
                 "source": config.source,

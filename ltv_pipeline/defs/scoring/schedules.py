@@ -10,6 +10,7 @@ score_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(scoring_features, ltv_scores, audience_exports)
     | dg.AssetSelection.keys("online_features"),
     partitions_def=daily_partitions,
+    tags={"ltv/writes-warehouse": "true"},  # settings.WRITES_WAREHOUSE_TAG: one such run at a time
     description="Score one day (or a range, in one run): features as of the day, the online "
     "store, the champion's forecasts in scores.ltv_scores, audience exports.",
 )
