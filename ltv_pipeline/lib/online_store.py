@@ -112,7 +112,8 @@ def write_view(store: FeatureStore, view: FeatureView, table: pa.Table,
     path = SqliteOnlineStore._get_db_path(store.config)
     con = sqlite3.connect(path, timeout=60)
     try:
-        _write(con, compute_table_id(store.project, view), names, columns, users_per_transaction)
+        table_id = compute_table_id(store.project, view, store.config.registry.enable_online_feature_view_versioning)
+        _write(con, table_id, names, columns, users_per_transaction)
     finally:
         con.close()
 
