@@ -32,15 +32,16 @@ def run_job(job_name: str, run_config: dict[str, Any], tags: dict[str, str] | No
         selection = [k for k in graph.get_all_asset_keys() if graph.has(k) and graph.get(k).is_executable
                      and graph.get(k).tags.get("ltv/serves") != "online"]
     run_config = {"loggers": {"ltv_progress": {"config": {"log_level": "INFO"}}}, **run_config}
-    # One writer at a time (lib/locks.py): another `ltv` command writing this home is waited
-    # for (a message on stderr; exit 2 after LTV_LOCK_TIMEOUT_SECONDS), and so are runs the
-    # UI/daemon started with the writers' tag; the queue holds the daemon's runs back while
-    # this run is in progress (it carries the job's tag too).
+    # One writer at a time (lib/locks.py): this command holds LTV_HOME's lock from its first
+    # run to its end (the reads after a run too: DuckDB refuses them while another process
+    # writes); another `ltv` command writing this home is waited for (a message on stderr;
+    # exit 2 after LTV_LOCK_TIMEOUT_SECONDS), and so are runs the UI/daemon started with the
+    # writers' tag; the daemon's queue holds its runs back while this one is in progress (it
+    # carries the job's tag too).
     from ltv_pipeline.lib import locks
 
-    home = settings.ltv_home()
-    with locks.exclusive(home, f"ltv {job_name}", on_wait=progress), \
-            dg.DagsterInstance.get() as instance:
+    locks.hold_until_exit(settings.ltv_home(), f"ltv {job_name}", on_wait=progress)
+    with dg.DagsterInstance.get() as instance:
         _settle_runs(instance, job_name)
         # Progress (dagster-dbt echoes dbt's log lines on stdout) belongs on stderr: stdout is
         # for data and JSON.

@@ -117,3 +117,25 @@ def exclusive(home: Path, what: str, timeout: float | None = None,
                 _held.pop(key, None)
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+INHERIT_ENV = "LTV_WRITER_LOCK_PID"
+_process_lock: contextlib.ExitStack | None = None
+
+
+def hold_until_exit(home: Path, what: str, on_wait: Callable[[str], None] | None = None) -> None:
+    """Take the lock for the rest of this process (a CLI command: its runs and the reads that
+    follow them, which DuckDB would refuse while another process writes). Idempotent. A child
+    `ltv` process started while it is held (LTV_WRITER_LOCK_PID names its parent, the holder)
+    works under its parent's lock instead of waiting for it."""
+    global _process_lock
+    if _process_lock is not None:
+        return
+    parent = os.environ.get(INHERIT_ENV)
+    if parent and parent == str(os.getppid()) and str(holder(home).get("pid")) == parent:
+        _process_lock = contextlib.ExitStack()
+        return
+    stack = contextlib.ExitStack()
+    stack.enter_context(exclusive(home, what, on_wait=on_wait))
+    _process_lock = stack
+    os.environ[INHERIT_ENV] = str(os.getpid())
