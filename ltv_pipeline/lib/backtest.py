@@ -82,17 +82,23 @@ class BacktestResult:
 
 @dataclass
 class Blend:
-    """A registered blend: value = sum of weights[m] * member m's forecast; refs name the
-    registry versions of the members it was built from."""
+    """A registered blend: value = k * (sum of weights[m] * member m's forecast)^gamma; refs
+    name the registry versions of the members it was built from. gamma, k: the value map
+    (lib/stack.fit_value_map) fitted with the weights on the same earlier-origin rows; 1, 1
+    is the plain linear blend."""
 
     weights: dict[str, float]
     refs: dict[str, str] = field(default_factory=dict)
+    gamma: float = 1.0
+    k: float = 1.0
 
     def combine(self, forecasts: dict[str, np.ndarray]) -> np.ndarray:
         missing = sorted(set(self.weights) - set(forecasts))
         if missing:
             raise ValueError(f"blend needs forecasts of {missing}; got {sorted(forecasts)}")
-        return sum(w * np.asarray(forecasts[m], dtype=float) for m, w in self.weights.items())
+        linear = sum(w * np.asarray(forecasts[m], dtype=float) for m, w in self.weights.items())
+        gamma, k = getattr(self, "gamma", 1.0), getattr(self, "k", 1.0)  # versions pickled before
+        return linear if gamma == 1.0 and k == 1.0 else k * np.clip(linear, 0.0, None) ** gamma
 
 
 def training_rows(frame: pd.DataFrame, origin: date, horizon_days: int,
@@ -201,6 +207,13 @@ def fit_blend(stacked: pd.DataFrame, members: list[str]) -> dict[str, float]:
     return {m: float(x) for m, x in zip(members, w) if x > 0}
 
 
+def fit_blend_map(stacked: pd.DataFrame, weights: dict[str, float]) -> tuple[float, float]:
+    """The blend's value map (gamma, k) on the rows its weights were fitted on."""
+    linear = Blend(weights).combine({m: stacked[m] for m in weights})
+    gamma, k, _ = stack.fit_value_map(stacked["actual"].to_numpy(float), linear)
+    return gamma, k
+
+
 def blend_plan(history: list[pd.DataFrame], available: list[str]) -> tuple[list[str], list[pd.DataFrame]]:
     """(members, frames to fit on) from earlier origins' predictions: every available point
     candidate over the earlier origins that have all of them; else the candidates common to
@@ -235,10 +248,12 @@ def run_backtest(origins: list[OriginData], cfg: BacktestConfig) -> BacktestResu
         members, fit_on = blend_plan(history, candidates(pred))
         history.append(pred[["actual", *candidates(pred)]])
         if members:
-            w = fit_blend(pd.concat([f[["actual", *members]] for f in fit_on]), members)
+            rows = pd.concat([f[["actual", *members]] for f in fit_on])
+            w = fit_blend(rows, members)
             if w:
-                pred[BLEND] = Blend(w).combine({m: pred[m] for m in w})
-                weights[tag] = w
+                gamma, k = fit_blend_map(rows, w)
+                pred[BLEND] = Blend(w, gamma=gamma, k=k).combine({m: pred[m] for m in w})
+                weights[tag] = {**w, "_gamma": gamma, "_k": k}
         else:
             notes.append(f"{tag}: no blend (no earlier origin to fit its weights on)")
         preds[tag] = pred
@@ -250,12 +265,23 @@ def run_backtest(origins: list[OriginData], cfg: BacktestConfig) -> BacktestResu
 
 def final_blend(result: BacktestResult, registered: list[str]) -> dict[str, float]:
     """Blend weights for the scoring date: fitted on every origin's out-of-sample predictions,
-    over the registered point candidates."""
+    over the registered point candidates; the value map as keys "_gamma" and "_k"."""
     members, fit_on = blend_plan(list(result.predictions.values()),
                                  [m for m in registered if m not in (BASELINE, BLEND)])
     if not members:
         return {}
-    return fit_blend(pd.concat([f[["actual", *members]] for f in fit_on]), members)
+    rows = pd.concat([f[["actual", *members]] for f in fit_on])
+    w = fit_blend(rows, members)
+    if not w:
+        return {}
+    gamma, k = fit_blend_map(rows, w)
+    return {**w, "_gamma": gamma, "_k": k}
+
+
+def blend_from(final: dict[str, float], refs: dict[str, str] | None = None) -> Blend:
+    """The Blend of a final_blend dict (weights plus "_gamma" / "_k")."""
+    weights = {m: v for m, v in final.items() if not m.startswith("_")}
+    return Blend(weights, refs or {}, final.get("_gamma", 1.0), final.get("_k", 1.0))
 
 
 def pivot(table: pd.DataFrame) -> pd.DataFrame:

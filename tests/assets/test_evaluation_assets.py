@@ -33,13 +33,22 @@ def test_backtest_leaderboard_has_every_family_over_three_origins(evaluated):
     assert m["n_origins"] == 3 and m["origins"] == ["2025-01-31", "2025-03-02", "2025-04-01"]
     board = m["leaderboard"]
     for model in ("bgnbd_gg", "pareto_gg", "mbgnbd_gg", "historical_rate", "gbm_tweedie",
-                  "gbm_hybrid", "blend"):
+                  "gbm_hybrid", "rfm_stack", "blend"):
         assert f"| {model} " in board, model
     assert "gini" in board and "p10_p90_coverage" in board
     saved = json.loads((home / "evaluation" / "backtest.json").read_text())
     assert saved["run_id"] == result.run_id and saved["scoring_date"] == "2025-06-30"
     gbm_origins = {r["origin"] for r in saved["metrics"] if r["model"] == "gbm_tweedie"}
     assert gbm_origins <= set(saved["origins"]) and gbm_origins
+    assert saved["backtest_horizon_days"] == 90
+    ages = {(r["model"], r["age_days"]) for r in saved["model_age"]}
+    assert {("rfm_stack", 0), ("rfm_stack", 60), ("bgnbd_gg", 30)} <= ages
+    cadence = saved["retraining_cadence"]
+    assert cadence["cadence_days"] in (30, 60) and m["retraining_cadence_days"] == cadence["cadence_days"]
+    assert m["error_by_model_age"].startswith("![")
+    stack_cov = [r["value"] for r in saved["metrics"]
+                 if r["model"] == "rfm_stack" and r["metric"] == "p10_p90_coverage"]
+    assert len(stack_cov) == 3 and all(0 < v <= 1 for v in stack_cov)
 
 
 def test_champion_pointer_is_set_to_a_model_trained_for_the_scoring_date(evaluated):

@@ -121,3 +121,6 @@ def test_short_history_skips_supervised_models_and_btyd_carries_on(source, home_
     registry = ModelRegistry(home / "models")
     assert "bgnbd_gg" in registry.names()
     assert not any(name.startswith("gbm_") for name in registry.names())
+    stack_meta = meta(result, "rfm_stack_model")
+    assert stack_meta["trained"] is False and "cannot hold" in stack_meta["note"]
+    assert "rfm_stack" not in registry.names()

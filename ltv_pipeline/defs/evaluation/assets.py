@@ -129,13 +129,14 @@ def champion(context: dg.AssetExecutionContext, config: ChampionConfig,
     registry = model_registry.get()
     registered = inputs.registered_for(registry, plan)
     table = pd.DataFrame(res["metrics"], columns=["model", "origin", "metric", "value"])
-    blend_ok = bool(res["final_blend"]) and set(res["final_blend"]) <= set(registered)
+    final = bt.blend_from(res["final_blend"]) if res["final_blend"] else None
+    blend_ok = final is not None and set(final.weights) <= set(registered)
     table = table[table["model"].isin(registered) | ((table["model"] == bt.BLEND) & blend_ok)]
     rule = ch.Rule(tie_tolerance=config.tie_tolerance,
                    max_decile_calibration_error=config.max_decile_calibration_error)
     sel = ch.select_champion(table, rule)
     if sel.champion == bt.BLEND:
-        blend = bt.Blend(res["final_blend"], {m: registered[m].ref for m in res["final_blend"]})
+        blend = bt.blend_from(res["final_blend"], {m: registered[m].ref for m in final.weights})
         version = registry.register(blend, "blend", bt.BLEND, {"weights": blend.weights},
                                     [plan.scoring_date.isoformat()], None, "", sel.metrics)
     elif sel.champion in registered:
