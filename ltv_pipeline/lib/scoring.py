@@ -45,6 +45,8 @@ def forecast(population: pd.DataFrame, summary: pd.DataFrame, horizon_days: int,
             return np.asarray(model.predict(frame), dtype=float)
         if hasattr(model, "combine"):  # a blend of other candidates
             return np.asarray(model.combine({m: values(m) for m in model.weights}), dtype=float)
+        if summary.empty:  # nobody with a purchase yet: summary models forecast nothing
+            return np.zeros(len(users))
         pred = model.predict(summary, horizon_days).set_index("user_id")["predicted_value"]
         return users["user_id"].map(pred).fillna(0.0).to_numpy(float)
 
