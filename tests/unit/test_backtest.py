@@ -126,3 +126,18 @@ def test_diagnostics_tables(result):
     assert g["bgnbd_gg"].iloc[-1] == pytest.approx(1.0) and (g["perfect"] >= g["bgnbd_gg"] - 1e-9).all()
     age = backtest.error_by_age(pred, ["bgnbd_gg", "gbm_tweedie"])
     assert age["customers"].sum() == len(pred)
+
+
+def test_blend_value_map_keeps_the_linear_total_and_old_blends_stay_linear():
+    rng = np.random.default_rng(1)
+    p = rng.uniform(0.01, 0.9, 4000)
+    rows = pd.DataFrame({"a": p * 40, "b": p * 60, "actual": np.where(rng.uniform(size=p.size) < p, 50.0, 0.0)})
+    w = backtest.fit_blend(rows, ["a", "b"])
+    gamma, k = backtest.fit_blend_map(rows, w)
+    mapped = backtest.blend_from({**w, "_gamma": gamma, "_k": k}).combine({"a": rows["a"], "b": rows["b"]})
+    linear = backtest.Blend(w).combine({"a": rows["a"], "b": rows["b"]})
+    assert gamma > 1 and np.isclose(mapped.sum(), linear.sum())
+    assert np.mean(np.abs(mapped - rows["actual"])) < np.mean(np.abs(linear - rows["actual"]))
+    old = backtest.Blend.__new__(backtest.Blend)
+    old.__dict__.update({"weights": w, "refs": {}})  # a version pickled before gamma/k existed
+    np.testing.assert_allclose(old.combine({"a": rows["a"], "b": rows["b"]}), linear)
