@@ -276,7 +276,8 @@ def predict(args: argparse.Namespace) -> int:
     import json
 
     from ltv_pipeline.lib import scores
-    from ltv_pipeline.lib.scoring import OUTPUT_COLUMNS, write_table
+    from ltv_pipeline.lib.files import write_frame
+    from ltv_pipeline.lib.scoring import OUTPUT_COLUMNS
 
     home = settings.ensure_home()
     cutoff = args.cutoff.isoformat()
@@ -291,7 +292,7 @@ def predict(args: argparse.Namespace) -> int:
     # the scoring partition of the cutoff, as the daily schedule would write it (no online store)
     score_range(cutoff, cutoff, {"ltv/command": "predict"}, skip_online=True)
     rows = scores.read_partition(settings.warehouse_path(), cutoff)
-    write_table(rows.sort_values("user_id", kind="stable")[OUTPUT_COLUMNS], args.out)
+    write_frame(rows.sort_values("user_id", kind="stable")[OUTPUT_COLUMNS], args.out)
     champion = rows["model"].iloc[0] if len(rows) else "none"
     progress(f"{len(rows):,} users forecast with {champion} in "
              f"{time.perf_counter() - t0:.1f} s (run {result.run_id}): {args.out}")

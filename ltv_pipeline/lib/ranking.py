@@ -28,12 +28,12 @@ only, not on their order (pass e.g. the partition's date ordinal to rotate tied 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from ltv_pipeline.lib.files import write_frame
 
 SEGMENTS = ("high", "medium", "low", "new")
 SEGMENT_SHARES = (("high", 0.2), ("medium", 0.3))
@@ -216,20 +216,6 @@ def audiences(scores: pd.DataFrame, k: int, exploration_share: float = 0.1,
     }
 
 
-def _atomic_write(frame: pd.DataFrame, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp creates 0600; exports are read by other tools
-    try:
-        if path.suffix == ".csv":
-            frame.to_csv(tmp, index=False)
-        else:
-            frame.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
 def write_audiences(audiences: dict[str, pd.DataFrame], directory: Path) -> dict[str, list[Path]]:
     """Write each audience as directory/<name>.csv and <name>.parquet, each atomically (a
     temporary file in the same directory, then os.replace): a rewrite replaces the files.
@@ -240,7 +226,7 @@ def write_audiences(audiences: dict[str, pd.DataFrame], directory: Path) -> dict
     for name, frame in audiences.items():
         written[name] = [directory / f"{name}.csv", directory / f"{name}.parquet"]
         for path in written[name]:
-            _atomic_write(frame, path)
+            write_frame(frame, path)
     return written
 
 

@@ -69,24 +69,6 @@ def forecast(population: pd.DataFrame, summary: pd.DataFrame, horizon_days: int,
     return out[OUTPUT_COLUMNS]
 
 
-def write_table(frame: pd.DataFrame, path) -> None:
-    """Write .parquet or .csv atomically (a temporary file in the same directory, then rename)."""
-    import os
-    from pathlib import Path
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        if path.suffix == ".csv":
-            frame.to_csv(tmp, index=False)
-        else:
-            frame.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _load_ref(registry, ref: str):
     name, version = ref.split("/v")
     return registry.load(name, int(version))
