@@ -176,7 +176,8 @@ def origin_predictions(data: OriginData, cfg: BacktestConfig) -> tuple[pd.DataFr
                              f"{out.loc[missing, 'user_id'].head(3).tolist()}")
     out = out.reset_index(drop=True)
     out.attrs["models"] = fitted
-    out.attrs["scored"] = base[["user_id", "frequency", "recency", "T", "monetary_value"]].assign(
+    out.attrs["scored"] = base[["user_id", "frequency", "recency", "T", "monetary_value",
+                                "revenue_total"]].assign(
         actual=base["value"].astype(float).to_numpy())
     return out, notes
 

@@ -12,7 +12,8 @@ The method, for a model as of date A (history: days <= A) and horizon H:
      longest horizon (>= MIN_HORIZON_DAYS) that fits them. Internal cutoffs c_j = A - h - j *
      step_days (j = 0 .. n_cutoffs - 1), each with >= min_history_days of data before it, so
      every label window (c, c + h] ends by A: nothing at or after A + 1 day is read.
-  2. Rows per cutoff: the BTYD summary at c (lifetimes definitions), BG/NBD and Pareto/NBD with
+  2. Rows per cutoff: the BTYD summary at c (lifetimes definitions) with net revenue to date
+     (first purchase included, which BTYD leaves out), BG/NBD and Pareto/NBD with
      Gamma-Gamma fitted at c on that summary only, and their outputs at horizon h as features
      (FEATURES). Label: net revenue in (c, c + h].
   3. A LightGBM tweedie booster boosted FROM the BTYD forecast: its init score is
@@ -26,7 +27,8 @@ The method, for a model as of date A (history: days <= A) and horizon H:
      total there (the map reshapes, it does not recalibrate the level). gamma > 1 sharpens: it moves value from customers unlikely to buy
      (where the MAE-optimal forecast is near 0) to likely buyers. A monotone map, so ranking
      (normalized Gini) is unchanged; decile calibration is checked against MAX_MAP_DCE.
-  5. At scoring, BTYD refitted at A gives the features; when h < H the forecast is scaled per
+  5. At scoring, BTYD refitted at A gives the features (revenue to date: the summary's column,
+     or the model's snapshot at A when lib/scoring.py passes the marts' summary at A); when h < H the forecast is scaled per
      customer by BG/NBD's E[X(H)] / E[X(h)] at A (documented scaling rule, not a label at H).
 p10/p90 come from the quantile members, scaled the same way.
 """
@@ -46,6 +48,7 @@ from ltv_pipeline.lib import btyd, gbm, metrics
 NAME = "rfm_stack"
 COUNT_MODELS = ("bgnbd", "pareto")
 FEATURES = ["frequency", "recency", "T", "monetary_value", "gap_days", "rate_per_day",
+            "revenue_total", "first_value", "value_per_day",
             "bg_p_alive", "bg_expected_purchases", "pa_p_alive", "pa_expected_purchases",
             "gg_expected_spend", "bg_value", "pa_value"]
 GAMMAS = (1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.8, 2.0)
@@ -136,15 +139,23 @@ def fit_btyd(summary: pd.DataFrame, cutoff: date) -> dict[str, object]:
 
 
 def features(summary: pd.DataFrame, fits: dict[str, object], horizon_days: int) -> pd.DataFrame:
-    """FEATURES per summary row (same order), from the summary and the given BTYD fits."""
+    """FEATURES per summary row (same order), from the summary (with revenue_total: net revenue
+    to date, which carries the first purchase's value that the BTYD summary leaves out) and
+    the given BTYD fits."""
+    if "revenue_total" not in summary.columns:
+        raise ValueError("rfm_stack features need the summary's revenue_total column "
+                         "(stack.summary_at adds it)")
     bg = fits["bgnbd_gg"].predict(summary, horizon_days)
     pa = fits["pareto_gg"].predict(summary, horizon_days)
     f, r, t = (summary[c].to_numpy(float) for c in ("frequency", "recency", "T"))
+    m, rev = summary["monetary_value"].to_numpy(float), summary["revenue_total"].to_numpy(float)
     return pd.DataFrame({
         "user_id": summary["user_id"].astype(str).to_numpy(),
         "frequency": f, "recency": r, "T": t,
         "monetary_value": summary["monetary_value"].to_numpy(float), "gap_days": t - r,
         "rate_per_day": f / (t + 1.0),
+        "revenue_total": rev, "first_value": np.maximum(rev - f * m, 0.0),
+        "value_per_day": rev / np.maximum(t + 1.0, 30.0),
         "bg_p_alive": bg["p_alive"].to_numpy(), "bg_expected_purchases": bg["expected_purchases"].to_numpy(),
         "pa_p_alive": pa["p_alive"].to_numpy(), "pa_expected_purchases": pa["expected_purchases"].to_numpy(),
         "gg_expected_spend": bg["expected_spend"].to_numpy(),
@@ -229,11 +240,26 @@ class RFMStack:
     k: float
     training_cutoffs: list[str]
     notes: list[str] = field(default_factory=list)
+    revenue_total: dict[str, float] = field(default_factory=dict)  # per user at as_of
+
+    def with_revenue(self, summary: pd.DataFrame) -> pd.DataFrame:
+        """The summary with revenue_total: its own column, else (the marts' BTYD summary at
+        as_of, as lib/scoring.py passes it) this model's snapshot of revenue to date at as_of."""
+        if "revenue_total" in summary.columns:
+            return summary
+        cut = pd.to_datetime(summary["cutoff_date"]).dt.date.astype(str) if "cutoff_date" in summary else None
+        if cut is None or not (cut == self.as_of).all():
+            raise ValueError(f"rfm_stack as of {self.as_of} needs revenue_total for a summary at "
+                             f"{sorted(set(cut)) if cut is not None else 'an unknown date'}: add the "
+                             "column (stack.summary_at) or score at its own as_of date")
+        rev = summary["user_id"].astype(str).map(self.revenue_total).fillna(0.0)
+        return summary.assign(revenue_total=rev.to_numpy(float))
 
     def predict(self, summary: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
         """user_id, predicted_value, p10, p90, p_alive, expected_purchases, expected_spend (the
         last three from BG/NBD at horizon_days) per summary row."""
         h = self.train_horizon_days
+        summary = self.with_revenue(summary)
         X = features(summary, self.btyd_fits, h)
         score = self.booster.predict(X)
         value = self.k * score ** self.gamma
@@ -305,5 +331,5 @@ def train_stack(days: pd.DataFrame, as_of: date, horizon_days: int,
                      "BG/NBD's E[X(H)] / E[X(h)]")
     summary = summary_at(days, as_of)
     return RFMStack(as_of.isoformat(), horizon_days, h, fit_btyd(summary, as_of), booster, family,
-                    gamma, k,
-                    [c.isoformat() for c in cutoffs], notes)
+                    gamma, k, [c.isoformat() for c in cutoffs], notes,
+                    dict(zip(summary["user_id"].astype(str), summary["revenue_total"].astype(float))))

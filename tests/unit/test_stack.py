@@ -112,3 +112,12 @@ def test_cadence_rule_picks_largest_age_within_tolerance():
     assert cadence.recommend(worse)["cadence_days"] == 30
     assert "worse than a fresh one" in cadence.recommend(worse)["reason"]
     assert cadence.recommend(table.iloc[:1])["cadence_days"] is None
+
+
+def test_scoring_with_the_marts_summary_uses_the_revenue_snapshot(days, model):
+    summary = stack.summary_at(days, AS_OF)
+    marts_like = summary.drop(columns="revenue_total").assign(cutoff_date=AS_OF)
+    np.testing.assert_allclose(model.predict(marts_like, H)["predicted_value"],
+                               model.predict(summary, H)["predicted_value"])
+    with pytest.raises(ValueError, match="needs revenue_total"):
+        model.predict(marts_like.assign(cutoff_date=AS_OF + timedelta(days=1)), H)
