@@ -186,3 +186,25 @@ def test_an_old_dagster_yaml_gets_the_writers_limit_and_a_custom_one_keeps_its_s
     legacy.write_text("run_queue:\n  tag_concurrency_limits:\n    - key: x\n      limit: 2\n")
     assert not settings.upgrade_dagster_yaml(legacy)
     assert yaml.safe_load(settings.DAGSTER_YAML)["concurrency"]["runs"]["tag_concurrency_limits"][0]["limit"] == 1
+
+
+def test_erase_users_job_erases_a_list_from_a_file_under_the_lock(ltv_home, tmp_path):
+    import dagster as dg
+
+    from ltv_pipeline.defs.privacy.jobs import erase_users_job
+    from ltv_pipeline.defs.resources import shared_resources
+
+    make_warehouse(ltv_home / "warehouse.duckdb")
+    ids = tmp_path / "ids.txt"
+    ids.write_text("a\nb\n")
+    job = dg.Definitions(jobs=[erase_users_job], resources=shared_resources()).resolve_job_def("erase_users_job")
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = job.execute_in_process(
+            run_config={"ops": {"erase_users": {"config": {"ids_file": str(ids)}}}}, instance=instance)
+        run = instance.get_run_by_id(result.run_id)
+    assert result.success and run.tags[settings.WRITES_WAREHOUSE_TAG] == "true"
+    assert '"a"' not in json.dumps(run.run_config)  # only the file's path is in the run's config
+    with duckdb.connect(str(ltv_home / "warehouse.duckdb"), read_only=True) as con:
+        assert con.execute("select count(*) from scores.ltv_scores").fetchone()[0] == 0
+        assert con.execute("select count(*) from marts.cohort_revenue").fetchone()[0] == 1
+    assert len((ltv_home / "privacy" / "erasures.jsonl").read_text().splitlines()) == 2
