@@ -15,10 +15,6 @@ from ltv_pipeline.lib.errors import InputError, find_input_error
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
 
 
-class NotBuiltYet(RuntimeError):
-    """A contract command whose machinery lands in a later issue."""
-
-
 def progress(msg: str) -> None:
     print(f"[ltv] {msg}", file=sys.stderr, flush=True)
 
@@ -132,13 +128,6 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError("USER_ID is empty")
 
 
-def _not_built(name: str, issue: int) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        raise NotBuiltYet(f"`ltv {name}` is not built yet (issue {issue}); nothing was done")
-
-    return run
-
-
 def _commands() -> dict[str, Callable[[argparse.Namespace], int]]:
     from ltv_pipeline import commands
 
@@ -159,9 +148,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _check_args(args)
         return _commands()[args.command](args)
-    except NotBuiltYet as exc:
-        print(f"ltv {args.command}: {exc}", file=sys.stderr)
-        return EXIT_INTERNAL
     except KeyboardInterrupt:
         print(f"ltv {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -42,9 +42,3 @@ def test_predict_output_extension_is_checked(tmp_path, capsys):
               "--horizon-days", "30", "--out", str(tmp_path / "out.xlsx")])
     assert exc.value.code == 2
     assert "the extension must be .parquet or .csv" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("argv", [["forget", "42"], ["monitor", "--as-of", "2025-01-01"]])
-def test_commands_not_built_yet_say_so_and_exit_1(argv, capsys, ltv_home):
-    assert main(argv) == 1
-    assert "is not built yet" in capsys.readouterr().err
