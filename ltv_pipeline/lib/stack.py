@@ -43,7 +43,9 @@ import pandas as pd
 
 import lightgbm as lgb
 
-from ltv_pipeline.lib import btyd, gbm, metrics
+from ltv_pipeline.lib import gbm, metrics
+from ltv_pipeline.lib.day_table import (DAY_COLUMNS, history, labels_at,  # noqa: F401 (API)
+                                        normalise_days, read_days, summary_at)
 
 NAME = "rfm_stack"
 COUNT_MODELS = ("bgnbd", "pareto")
@@ -54,7 +56,6 @@ FEATURES = ["frequency", "recency", "T", "monetary_value", "gap_days", "rate_per
 GAMMAS = (1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.8, 2.0)
 MAX_MAP_DCE = 0.35  # decile calibration error a value map may reach on its fitting cutoff
 MIN_HORIZON_DAYS = 28
-DAY_COLUMNS = ["user_id", "activity_date", "revenue", "is_purchase_day"]
 
 
 class StackUnavailable(ValueError):
@@ -68,54 +69,6 @@ class StackConfig:
     min_history_days: int = 30
     max_rows: int = gbm.MAX_ROWS
     seed: int = 0
-
-
-def read_days(con, as_of: date) -> pd.DataFrame:
-    """Day rows (DAY_COLUMNS) with activity_date <= as_of from intermediate.int_user_days_aggregated."""
-    frame = con.execute(
-        "select user_id, activity_date, revenue, is_purchase_day "
-        "from intermediate.int_user_days_aggregated where activity_date <= ? "
-        "and (is_purchase_day or revenue <> 0)", [as_of]).df()
-    return normalise_days(frame)
-
-
-def normalise_days(days: pd.DataFrame) -> pd.DataFrame:
-    missing = [c for c in DAY_COLUMNS if c not in days.columns]
-    if missing:
-        raise ValueError(f"day table lacks column(s) {missing}; has {list(days.columns)}")
-    out = days[DAY_COLUMNS].copy()
-    out["user_id"] = out["user_id"].astype(str)
-    out["activity_date"] = pd.to_datetime(out["activity_date"]).dt.floor("D")
-    out["revenue"] = out["revenue"].astype(float)
-    out["is_purchase_day"] = out["is_purchase_day"].astype(bool)
-    return out
-
-
-def history(days: pd.DataFrame, cutoff: date) -> pd.DataFrame:
-    """Rows of days <= cutoff (history is ts < cutoff + 1 day)."""
-    return days[days["activity_date"] <= pd.Timestamp(cutoff)]
-
-
-def summary_at(days: pd.DataFrame, cutoff: date) -> pd.DataFrame:
-    """BTYD summary at cutoff (as marts.customer_btyd_summary: purchase days' net totals floored
-    at 0) plus revenue_total (net revenue of every day <= cutoff)."""
-    hist = history(days, cutoff)
-    buys = hist[hist["is_purchase_day"]]
-    tx = pd.DataFrame({"user_id": buys["user_id"], "ts": buys["activity_date"],
-                       "amount": buys["revenue"].clip(lower=0.0)})
-    summary = btyd.summary_from_transactions(tx, cutoff)
-    total = hist.groupby("user_id")["revenue"].sum()
-    summary["revenue_total"] = summary["user_id"].map(total).fillna(0.0).to_numpy(float)
-    return summary
-
-
-def labels_at(days: pd.DataFrame, cutoff: date, horizon_days: int, users: pd.Series) -> np.ndarray:
-    """Net revenue in (cutoff, cutoff + H] per user in `users` (0 without activity)."""
-    start = pd.Timestamp(cutoff)
-    win = days[(days["activity_date"] > start)
-               & (days["activity_date"] <= start + pd.Timedelta(days=horizon_days))]
-    value = win.groupby("user_id")["revenue"].sum()
-    return users.astype(str).map(value).fillna(0.0).to_numpy(float)
 
 
 def choose_horizon(as_of: date, horizon_days: int, data_start: date, cfg: StackConfig) -> int:

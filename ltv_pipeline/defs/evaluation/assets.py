@@ -14,7 +14,7 @@ from ltv_pipeline import groups, settings
 from ltv_pipeline.defs.evaluation import inputs
 from ltv_pipeline.defs.resources import ModelRegistryResource, WarehouseResource
 from ltv_pipeline.lib import backtest as bt
-from ltv_pipeline.lib import backtest_days, cadence, gbm, marts, plots, stack
+from ltv_pipeline.lib import backtest_days, cadence, gbm, marts, stack
 from ltv_pipeline.lib import champion as ch
 
 MART_DEPS = [dg.AssetKey(k) for k in ("customer_btyd_summary", "customer_labels", "customer_features",
