@@ -26,7 +26,7 @@ def ingest(work: Path, n: int) -> None:
     warehouse.replace_raw_tables(work / "warehouse.duckdb", "bench", "bench", loads)
 
 
-def _quality_suites(work: Path, n: int, layer: str, suites) -> None:
+def _quality_suites(work: Path, n: int, layer: str, suites, goal: str = "") -> None:
     """Run (table, suite) pairs as the blocking checks run them (lib.quality_read.read_frame,
     then lib.quality.run_suite) and print read and GX seconds per table and in all, with the
     process's CPU seconds (DuckDB's threads included) beside the wall-clock ones."""
@@ -48,8 +48,8 @@ def _quality_suites(work: Path, n: int, layer: str, suites) -> None:
               f"read {t1 - t0:6.2f} s  GX {t2 - t1:6.2f} s  (CPU {time.process_time() - c0:5.2f} s)",
               file=sys.stderr, flush=True)
     print(f"[bench] {n:>9,} users  {layer} GX suites, all tables: {total_read + total_gx:.2f} s "
-          f"(read {total_read:.2f} s + GX {total_gx:.2f} s; CPU {time.process_time() - cpu0:.2f} s; "
-          "goal: under 5 s)", file=sys.stderr, flush=True)
+          f"(read {total_read:.2f} s + GX {total_gx:.2f} s; CPU {time.process_time() - cpu0:.2f} s){goal}",
+          file=sys.stderr, flush=True)
 
 
 def raw_quality_suites(work: Path, n: int) -> None:
@@ -57,7 +57,8 @@ def raw_quality_suites(work: Path, n: int) -> None:
     on the tables the ingest stage wrote (goal: all suites under 5 s, reading included)."""
     from ltv_pipeline.lib.quality_suites import RAW_SUITES
 
-    _quality_suites(work, n, "raw", [(f"raw.{t}", build()) for t, build in RAW_SUITES.items()])
+    _quality_suites(work, n, "raw", [(f"raw.{t}", build()) for t, build in RAW_SUITES.items()],
+                    goal="  goal: under 5 s")
 
 
 def staging_quality_suites(work: Path, n: int) -> None:
