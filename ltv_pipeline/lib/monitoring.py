@@ -150,7 +150,8 @@ def figures(con: duckdb.DuckDBPyConnection, day, champion_metrics: dict | None =
                               "note": f"no scores stored for the reference date {ref}"}
     else:
         out["predictions"] = {"available": True, "reference_date": ref.isoformat(),
-                              **drift.compare(ref_scores["predicted_value"], cur_scores["predicted_value"], bins)}
+                              **drift.compare(ref_scores["predicted_value"],
+                                              cur_scores["predicted_value"], bins)}
     forecast_date = day - timedelta(days=horizon)
     stored = read_scores(con, forecast_date)
     err: dict = {"forecast_date": forecast_date.isoformat(),
