@@ -81,6 +81,23 @@ def exclusive(home: Path, what: str, timeout: float | None = None,
             with _guard:
                 _held[key] -= 1
         return
+    fd = _acquire(home, what, timeout, on_wait)
+    try:
+        with _guard:
+            _held[key] = 1
+        try:
+            yield
+        finally:
+            with _guard:
+                _held.pop(key, None)
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def _acquire(home: Path, what: str, timeout: float | None,
+             on_wait: Callable[[str], None] | None) -> int:
+    """Open and lock LTV_HOME/.warehouse.lock (waiting as exclusive() says); returns the fd."""
+    path = lock_path(home)
     limit = timeout_seconds() if timeout is None else timeout
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -108,19 +125,14 @@ def exclusive(home: Path, what: str, timeout: float | None = None,
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps({"pid": os.getpid(), "what": what, "since": datetime.now(
             timezone.utc).isoformat(timespec="seconds")}).encode(), 0)
-        with _guard:
-            _held[key] = 1
-        try:
-            yield
-        finally:
-            with _guard:
-                _held.pop(key, None)
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 INHERIT_ENV = "LTV_WRITER_LOCK_PID"
-_process_lock: contextlib.ExitStack | None = None
+_process_fd: int | None = None
 
 
 def hold_until_exit(home: Path, what: str, on_wait: Callable[[str], None] | None = None) -> None:
@@ -128,14 +140,17 @@ def hold_until_exit(home: Path, what: str, on_wait: Callable[[str], None] | None
     follow them, which DuckDB would refuse while another process writes). Idempotent. A child
     `ltv` process started while it is held (LTV_WRITER_LOCK_PID names its parent, the holder)
     works under its parent's lock instead of waiting for it."""
-    global _process_lock
-    if _process_lock is not None:
+    global _process_fd
+    if _process_fd is not None:
         return
     parent = os.environ.get(INHERIT_ENV)
     if parent and parent == str(os.getppid()) and str(holder(home).get("pid")) == parent:
-        _process_lock = contextlib.ExitStack()
+        _process_fd = -1
+        with _guard:
+            _held[str(lock_path(home).resolve())] = 1
         return
-    stack = contextlib.ExitStack()
-    stack.enter_context(exclusive(home, what, on_wait=on_wait))
-    _process_lock = stack
+    # never closed: the kernel releases the lock when the process ends
+    _process_fd = _acquire(home, what, None, on_wait)
+    with _guard:
+        _held[str(lock_path(home).resolve())] = 1
     os.environ[INHERIT_ENV] = str(os.getpid())

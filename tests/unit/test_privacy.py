@@ -208,3 +208,30 @@ def test_erase_users_job_erases_a_list_from_a_file_under_the_lock(ltv_home, tmp_
         assert con.execute("select count(*) from scores.ltv_scores").fetchone()[0] == 0
         assert con.execute("select count(*) from marts.cohort_revenue").fetchone()[0] == 1
     assert len((ltv_home / "privacy" / "erasures.jsonl").read_text().splitlines()) == 2
+
+
+HOLD_FOR_PROCESS = """
+import subprocess, sys, time
+from ltv_pipeline.lib import locks
+locks.hold_until_exit(sys.argv[1], "command test")
+print("held", flush=True)
+child = subprocess.run([sys.executable, "-c", "import sys; from ltv_pipeline.lib import locks; "
+                        "locks.hold_until_exit(sys.argv[1], 'child', on_wait=print); print('child ok')",
+                        sys.argv[1]], capture_output=True, text=True, timeout=60)
+print(child.stdout.strip(), flush=True)
+time.sleep(2)
+"""
+
+
+def test_a_command_holds_the_lock_until_it_exits_and_its_child_works_under_it(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_FOR_PROCESS, str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    assert proc.stdout.readline().strip() == "child ok"  # no wait for its own parent
+    with pytest.raises(locks.WriterBusy):
+        with locks.exclusive(tmp_path, "other", timeout=0.2):
+            pass
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "Exception" not in err, err
+    with locks.exclusive(tmp_path, "after exit", timeout=5):
+        pass
