@@ -102,6 +102,12 @@ def read_record(ltv_home: Path, day: date | str) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def latest_record_date(ltv_home: Path) -> str | None:
+    """The latest scored date with a record (LTV_HOME/scores/<D>.json), or None."""
+    days = sorted(p.stem for p in (Path(ltv_home) / "scores").glob("*.json") if not p.name.startswith("."))
+    return days[-1] if days else None
+
+
 def read_partition(warehouse_path: Path, day: date | str) -> pd.DataFrame:
     """The rows of as_of_date `day`, by rank (empty when the partition was never scored)."""
     with warehouse.connect(warehouse_path, read_only=True) as con:

@@ -182,10 +182,10 @@ def score_online(ltv_home, user_id: str, as_of=None) -> dict:
     feats = online_store.online_features(store, [user_id], feature_store.LTV_MODEL_SERVICE, as_of)
     btyd = online_store.online_features(store, [user_id], feature_store.BTYD_SERVICE, as_of)
     marker = feats["feature_cutoff_date"].iloc[0]
-    day = as_of or marker
+    day = as_of or marker or scores.latest_record_date(home)  # unknown id: the latest partition
     if day is None:
-        raise LookupError("the online store holds no features yet: materialize a scoring "
-                          "partition with its online store (`ltv score --from D --to D`)")
+        raise LookupError("no scoring partition has been written yet: score one with its "
+                          "online store (`ltv score --from D --to D`)")
     record = scores.read_record(home, day)
     if record is None:
         raise LookupError(f"no scoring partition record for {day} (LTV_HOME/scores/{day}.json): "
@@ -201,7 +201,8 @@ def score_online(ltv_home, user_id: str, as_of=None) -> dict:
         population = pd.DataFrame({"user_id": [str(user_id)], "cutoff_date": [cutoff],
                                    "is_cold_start": [bool(feats["is_cold_start"].iloc[0])]})
         summary = btyd[["user_id", "frequency", "recency", "T", "monetary_value"]].dropna()
-        summary = summary.assign(cutoff_date=cutoff)
+        summary = summary.assign(cutoff_date=cutoff,
+                                 revenue_total=feats["revenue_total"].iloc[0])  # as marts.btyd_summary
 
         def gbm_frame() -> pd.DataFrame:
             f = feats.drop(columns=["feature_cutoff_date"]).assign(cutoff_date=cutoff)

@@ -56,17 +56,13 @@ def read_origin_data(con: duckdb.DuckDBPyConnection, plan: marts.BuiltPlan,
     supervised frames (filled in by supervised_frames)."""
     H, trains = plan.horizon_days, {o: origin_train_cutoffs(plan, o) for o in origins}
     days = sorted({*origins, *(c for t in trains.values() for c in t)})
-    summaries = marts.btyd_summary(con, days)
-    revenue = con.execute(
-        "select user_id, cutoff_date, revenue_total from marts.customer_features "
-        f"where cutoff_date in ({marts.in_list(origins)})").df()
+    summaries = marts.btyd_summary(con, days)  # with revenue_total from customer_features
     labels = marts.labels(con, days, H)
-    for f in (summaries, revenue, labels):
+    for f in (summaries, labels):
         f["cutoff_date"] = pd.to_datetime(f["cutoff_date"]).dt.date
     out = []
     for o in origins:
-        s = summaries[summaries["cutoff_date"] == o].merge(
-            revenue, on=["user_id", "cutoff_date"], how="left")
+        s = summaries[summaries["cutoff_date"] == o].copy()
         s["revenue_total"] = s["revenue_total"].fillna(0.0)
         out.append(backtest.OriginData(o, s, labels[labels["cutoff_date"] == o]))
     return out, {"trains": trains, "summaries": summaries, "labels": labels}

@@ -83,7 +83,9 @@ def scoring_features(
     horizon = training_horizon(warehouse_db, config)
     started = time.perf_counter()
     target = Path(warehouse_db.ltv_home) / "dbt" / "runs" / context.run.run_id
-    done = run_dbt(["build", "--select", SCORING_SELECT], vars_for_scoring(days, horizon), target)
+    # cautious: only the tests whose every parent is built here (not the labels' tests)
+    done = run_dbt(["build", "--select", SCORING_SELECT, "--indirect-selection", "cautious"],
+                   vars_for_scoring(days, horizon), target)
     dbt_seconds = time.perf_counter() - started
     context.log.info(f"dbt built cutoffs {days[0]}..{days[-1]} in {dbt_seconds:.1f} s: "
                      f"{done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ''}")
