@@ -31,10 +31,13 @@ def forecast(population: pd.DataFrame, summary: pd.DataFrame, horizon_days: int,
     models: registry name -> loaded model for every candidate the champion may need
     (bgnbd_gg at least; gbm_<member>; a blend's members). gbm_frame builds the LightGBM input
     frame (features + BTYD inputs, one row per population user) when a LightGBM model is used.
+    p10/p90: the champion's own interval when its predict returns one (rfm_stack), else the
+    LightGBM quantile members when trained, else empty.
     """
     users = population[["user_id"]].reset_index(drop=True)
     cold = population["is_cold_start"].fillna(False).to_numpy(bool)
     frame: pd.DataFrame | None = None
+    intervals: dict[str, np.ndarray] = {}  # p10/p90 the champion itself returns (rfm_stack)
 
     def values(name: str) -> np.ndarray:
         nonlocal frame
@@ -47,14 +50,25 @@ def forecast(population: pd.DataFrame, summary: pd.DataFrame, horizon_days: int,
             return np.asarray(model.combine({m: values(m) for m in model.weights}), dtype=float)
         if summary.empty:  # nobody with a purchase yet: summary models forecast nothing
             return np.zeros(len(users))
-        pred = model.predict(summary, horizon_days).set_index("user_id")["predicted_value"]
-        return users["user_id"].map(pred).fillna(0.0).to_numpy(float)
+        pred = model.predict(summary, horizon_days).set_index("user_id")
+        if name == champion:
+            for q in ("p10", "p90"):
+                if q in pred.columns:
+                    intervals[q] = users["user_id"].map(pred[q]).fillna(0.0).to_numpy(float)
+        return users["user_id"].map(pred["predicted_value"]).fillna(0.0).to_numpy(float)
+
+    def interval(q: str) -> np.ndarray | float:
+        """The champion's own interval when it has one, else the LightGBM quantile member."""
+        if q in intervals:
+            return intervals[q]
+        return values(f"gbm_quantile_{q}") if f"gbm_quantile_{q}" in models else np.nan
 
     btyd = models["bgnbd_gg"].predict(summary, horizon_days).set_index("user_id")
+    predicted = np.clip(values(champion), 0.0, None)
     out = users.assign(
-        predicted_value=np.clip(values(champion), 0.0, None),
-        p10=values("gbm_quantile_p10") if "gbm_quantile_p10" in models else np.nan,
-        p90=values("gbm_quantile_p90") if "gbm_quantile_p90" in models else np.nan,
+        predicted_value=predicted,
+        p10=interval("p10"),
+        p90=interval("p90"),
         p_alive=users["user_id"].map(btyd["p_alive"]).to_numpy(float),
         expected_purchases=users["user_id"].map(btyd["expected_purchases"]).fillna(0.0).to_numpy(float),
     )

@@ -47,3 +47,18 @@ def test_forecast_blend_and_cold_starts():
     assert out["p_alive"].isna().tolist() == [False, False, True]
     assert list(out["cold_start"]) == [False, False, True] and out["segment"].iloc[2] == "new"
     assert out["p10"].isna().all() and (out["model"] == "blend/v1").all()
+
+
+class WithInterval(Const):
+    def predict(self, summary, horizon_days):
+        out = super().predict(summary, horizon_days)
+        return out.assign(p10=out["predicted_value"] * 0.5, p90=out["predicted_value"] * 2.0)
+
+
+def test_forecast_takes_the_champions_own_interval():
+    population = pd.DataFrame({"user_id": ["u1", "u2"], "is_cold_start": [False, True]})
+    summary = pd.DataFrame({"user_id": ["u1"]})
+    models = {"bgnbd_gg": Const(1.0), "rfm_stack": WithInterval(2.0)}
+    out = scoring.forecast(population, summary, 10, models, None, "rfm_stack", "rfm_stack/v1")
+    assert list(out["predicted_value"]) == [20.0, 0.0]
+    assert list(out["p10"]) == [10.0, 0.0] and list(out["p90"]) == [40.0, 0.0]
