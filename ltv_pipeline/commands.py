@@ -105,9 +105,12 @@ def demo(args: argparse.Namespace) -> int:
     progress(f"run {result.run_id} finished in {time.perf_counter() - t0:.1f} s")
     day = _scoring_date(result)
     scored = score_range(day, day, {"ltv/command": "demo"})
+    monitored = run_job("monitor_job", {}, tags={"dagster/partition": day, "ltv/command": "demo"})
     print_leaderboard(result)
     print_outputs(result.run_id)
     print(f"scores: {_scores_line(day)} (run {scored})")
+    print(f"monitoring: {settings.ltv_home() / 'monitoring' / f'{day}.json'} "
+          f"(run {monitored.run_id}; `ltv monitor --as-of D` for later dates)")
     return EXIT_OK
 
 
@@ -396,7 +399,10 @@ def monitor(args: argparse.Namespace) -> int:
     from ltv_pipeline.lib.errors import InputError
     from ltv_pipeline.partitions import daily_partitions, has_partition
 
-    settings.ensure_home()
+    from ltv_pipeline.lib import locks
+
+    home = settings.ensure_home()
+    locks.hold_until_exit(home, "ltv monitor", on_wait=progress)  # reads before its first run
     day = args.as_of
     if not has_partition(day):
         raise InputError(f"--as-of {day} is not a monitoring partition: partitions run from "

@@ -31,10 +31,12 @@ retrain_job = dg.define_asset_job(
     selection=dg.AssetSelection.all() - PARTITIONED - dg.AssetSelection.groups(groups.INGEST),
     description="Retrain as of a date on the data already loaded: dbt build, checks, Feast "
     "registry, training, backtests, champion (promotion gate). Requested by drift_sensor.",
+    tags={settings.WRITES_WAREHOUSE_TAG: "true"},  # one warehouse writer at a time
 )
 
 monitor_job = dg.define_asset_job(
     "monitor_job", selection=dg.AssetSelection.assets(monitoring), partitions_def=daily_partitions,
+    tags={settings.WRITES_WAREHOUSE_TAG: "true"},
     description="Materialize monitoring partitions (the scores of the day must exist).",
 )
 
