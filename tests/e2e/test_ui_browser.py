@@ -4,8 +4,8 @@ free loopback port, started on a copy of the session's trained home (conftest.py
 pipeline on a 1,500-user synthetic log, its champion and the scoring partition of 2025-06-30)
 and stopped, whole process group, when the module ends.
 
-Screenshots go to the test's own output directory; the asset graph and a plot are also copied
-into docs/screenshots/, where the README shows them."""
+Screenshots go to the test's own output directory; with LTV_UPDATE_SCREENSHOTS=1 the asset graph
+and a plot are also copied into docs/screenshots/, where the README shows them."""
 
 from __future__ import annotations
 
@@ -126,7 +126,7 @@ def screenshot(driver: webdriver.Chrome, shots: Path, name: str, publish: bool =
     path = shots / f"{name}.png"
     assert driver.save_screenshot(str(path)), f"screenshot {name} not written"
     assert path.stat().st_size > 10_000, f"screenshot {name} is (nearly) empty"
-    if publish:
+    if publish and os.environ.get("LTV_UPDATE_SCREENSHOTS") == "1":  # refresh README's images
         DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, DOCS_SHOTS / path.name)
     return path
