@@ -83,12 +83,23 @@ def compare(reference, current, bins: int = 10) -> dict[str, float]:
 
 def feature_drift(reference: pd.DataFrame, current: pd.DataFrame, features, bins: int = 10
                   ) -> pd.DataFrame:
-    """One row per feature: psi, ks, means, missing shares and sizes, highest PSI first."""
+    """One row per feature: psi, ks, means, missing shares and sizes, highest PSI first.
+    Features without a single observed value on one side are left out of the table and named
+    in table.attrs["unobserved"] (not reported as "no drift")."""
     missing = [f for f in features if f not in reference.columns or f not in current.columns]
     if missing:
         raise ValueError(f"features missing from the compared frames: {missing}")
-    rows = [{"feature": f, **compare(reference[f], current[f], bins)} for f in features]
-    return pd.DataFrame(rows).sort_values("psi", ascending=False, ignore_index=True)
+    rows, unobserved = [], []
+    for f in features:
+        ref, cur = (pd.to_numeric(x[f], errors="coerce").astype(float) for x in (reference, current))
+        if not (np.isfinite(ref).any() and np.isfinite(cur).any()):
+            unobserved.append(f)  # e.g. event features of a log without events: nothing to compare
+            continue
+        rows.append({"feature": f, **compare(ref, cur, bins)})
+    table = pd.DataFrame(rows, columns=["feature", "psi", "ks"] if not rows else None)
+    table = table.sort_values("psi", ascending=False, ignore_index=True)
+    table.attrs["unobserved"] = unobserved
+    return table
 
 
 @dataclass(frozen=True)

@@ -141,7 +141,8 @@ def figures(con: duckdb.DuckDBPyConnection, day, champion_metrics: dict | None =
     table = drift.feature_drift(ref_features, cur_features, MONITORED_FEATURES, bins)
     out: dict = {"as_of": day.isoformat(), "reference_date": ref.isoformat(),
                  "horizon_days": horizon, "champion": champion_ref,
-                 "features": {r.pop("feature"): r for r in table.to_dict("records")}}
+                 "features": {r.pop("feature"): r for r in table.to_dict("records")},
+                 "unobserved_features": table.attrs.get("unobserved", [])}
     cur_scores, ref_scores = read_scores(con, day), read_scores(con, ref)
     if cur_scores.empty:
         raise ValueError(f"{scores.TABLE} has no rows for {day}: materialize ltv_scores for it first")

@@ -187,3 +187,20 @@ def test_decide_judges_the_total_ratio_against_one_and_reports_the_backtest_besi
     assert not drift.decide(figures(realised_error={**usual, "total_ratio": 1.10}), T).retrain
     decision = drift.decide(figures(realised_error={**usual, "total_ratio": 1.26}), T)
     assert decision.retrain and "(the champion's backtest: 0.840)" in decision.reasons[0]
+
+
+def test_features_never_observed_are_named_not_reported_as_stable():
+    import numpy as np
+    import pandas as pd
+
+    from ltv_pipeline.lib import drift
+
+    rng = np.random.default_rng(0)
+    ref = pd.DataFrame({"orders_90d": rng.poisson(1.0, 500), "cart_adds_90d": np.nan})
+    cur = pd.DataFrame({"orders_90d": rng.poisson(1.0, 500), "cart_adds_90d": np.nan})
+    table = drift.feature_drift(ref, cur, ["orders_90d", "cart_adds_90d"])
+    assert list(table["feature"]) == ["orders_90d"]
+    assert table.attrs["unobserved"] == ["cart_adds_90d"]
+    empty = drift.feature_drift(ref[["cart_adds_90d"]], cur[["cart_adds_90d"]], ["cart_adds_90d"])
+    assert empty.empty and empty.attrs["unobserved"] == ["cart_adds_90d"]
+    assert drift.decide({**figures(), "features": {}}, T).retrain is False

@@ -78,7 +78,8 @@ def monitoring(context: dg.AssetExecutionContext, warehouse_db: WarehouseResourc
         "reasons": dg.MetadataValue.json(figs["reasons"]),
         "reference_date": figs["reference_date"],
         "feature_drift": dg.MetadataValue.md(table.to_markdown(index=False, floatfmt=".4g")),
-        "max_feature_psi": float(table["psi"].max()),
+        **({"max_feature_psi": float(table["psi"].max())} if len(table) else {}),
+        "unobserved_features": dg.MetadataValue.json(figs.get("unobserved_features", [])),
         "prediction_psi": pred["psi"] if pred.get("available") else dg.MetadataValue.text(pred["note"]),
         "realised_error": dg.MetadataValue.json(err),
         "realised_error_over_time": dg.MetadataValue.md(
@@ -88,9 +89,9 @@ def monitoring(context: dg.AssetExecutionContext, warehouse_db: WarehouseResourc
            if len(history) > 1 else {}),
         "volume": dg.MetadataValue.json(figs["volume"]),
         "freshness": dg.MetadataValue.json(figs["freshness"]),
-        "feature_psi_plot": dg.MetadataValue.md(plots.barh(
+        **({"feature_psi_plot": dg.MetadataValue.md(plots.barh(
             table.set_index("feature")["psi"].sort_values(), f"PSI per feature, {figs['as_of']} vs "
-            f"{figs['reference_date']}", "PSI")),
+            f"{figs['reference_date']}", "PSI"))} if len(table) else {}),
         "path": dg.MetadataValue.path(str(path)),
         FIGURES_KEY: dg.MetadataValue.json(figs),
     })
