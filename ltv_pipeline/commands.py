@@ -355,6 +355,9 @@ def ui(args: argparse.Namespace) -> int:
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C stops the UI even when this process was started with SIGINT ignored (a background
+    # job of a script inherits that, and Python then installs no KeyboardInterrupt handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return proc.wait()
     except KeyboardInterrupt:

@@ -92,8 +92,8 @@ def stop_ui(proc: subprocess.Popen, port: int) -> str:
     the SIGINT, "" when nothing was."""
     with contextlib.suppress(ProcessLookupError):
         os.kill(proc.pid, signal.SIGINT)
-    try:
-        proc.wait(timeout=60)
+    try:  # ltv ui gives dagster dev 30 s to stop, then kills it: allow for a loaded machine
+        proc.wait(timeout=150)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
