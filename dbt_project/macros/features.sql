@@ -15,6 +15,16 @@
 {%- endmacro %}
 
 
+{#- sum(expr) as a double that does not depend on the order rows are added in: each term is
+    rounded to 6 decimals and summed exactly as a decimal. A parallel engine adds doubles in
+    whatever order its threads finish, so a plain sum differs in the last bits from run to run;
+    a tree model splitting near such a value (a revenue trend that should be 0) then gives a
+    different forecast for the same data. Every money sum in the models uses this. -#}
+{% macro ltv_exact_sum(expr) -%}
+    cast(sum(cast({{ expr }} as decimal(38, 6))) as {{ ltv_type_double() }})
+{%- endmacro %}
+
+
 {#- a / b as a double, null when b is 0 or null. -#}
 {% macro ltv_ratio(numerator, denominator) -%}
     (cast({{ numerator }} as {{ ltv_type_double() }}) / nullif({{ denominator }}, 0))

@@ -19,18 +19,16 @@ transaction_days as (
         transactions.transaction_date as activity_date,
         sum(case when transactions.is_refund then 0 else 1 end) as n_orders,
         sum(case when transactions.is_refund then 1 else 0 end) as n_refunds,
-        sum(case when transactions.is_refund then 0 else transactions.amount_base end)
+        {{ ltv_exact_sum('case when transactions.is_refund then 0 else transactions.amount_base end') }}
             as gross_revenue,
-        sum(case when transactions.is_refund then transactions.amount_base else 0 end)
+        {{ ltv_exact_sum('case when transactions.is_refund then transactions.amount_base else 0 end') }}
             as refund_amount,
-        sum(transactions.net_amount_base) as revenue,
-        sum(transactions.net_margin_base) as margin,
-        sum(
-            case
-                when transactions.is_refund then 0
-                else transactions.amount_base * transactions.amount_base
-            end
-        ) as order_value_sum_squares,
+        {{ ltv_exact_sum('transactions.net_amount_base') }} as revenue,
+        {{ ltv_exact_sum('transactions.net_margin_base') }} as margin,
+        {{ ltv_exact_sum(
+            'case when transactions.is_refund then 0
+                else transactions.amount_base * transactions.amount_base end'
+        ) }} as order_value_sum_squares,
         max(case when transactions.is_refund then null else transactions.amount_base end)
             as order_value_max,
         min(transactions.ts) as transaction_first_ts,

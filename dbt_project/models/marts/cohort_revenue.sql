@@ -43,8 +43,8 @@ final as (
         ) as n_purchasing_users,
         cast(sum(transaction_days.n_orders) as {{ dbt.type_bigint() }}) as n_orders,
         cast(sum(transaction_days.n_refunds) as {{ dbt.type_bigint() }}) as n_refunds,
-        cast(sum(transaction_days.revenue) as {{ ltv_type_double() }}) as revenue,
-        cast(sum(transaction_days.margin) as {{ ltv_type_double() }}) as margin
+        {{ ltv_exact_sum('transaction_days.revenue') }} as revenue,
+        {{ ltv_exact_sum('transaction_days.margin') }} as margin
     from transaction_days
     group by transaction_days.cohort_month, transaction_days.activity_date
 

@@ -52,8 +52,9 @@ aggregated as (
         min(purchase_days.activity_date) as first_purchase_date,
         max(purchase_days.activity_date) as last_purchase_date,
         -- The first purchase day ever is the first before any later cutoff too.
-        sum(case when purchase_days.is_first_purchase_day then 0 else purchase_days.day_value end)
-            as repeat_revenue,
+        {{ ltv_exact_sum(
+            'case when purchase_days.is_first_purchase_day then 0 else purchase_days.day_value end'
+        ) }} as repeat_revenue,
         max(purchase_days.transaction_last_ts) as max_source_ts
     from purchase_days
     group by purchase_days.user_id, purchase_days.cutoff_date

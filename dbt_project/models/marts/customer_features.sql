@@ -78,29 +78,27 @@ history_aggregated as (
             as first_purchase_date,
         max(case when history.is_purchase_day then history.activity_date end)
             as last_purchase_date,
-        sum(history.gross_revenue) as gross_revenue,
-        sum(history.refund_amount) as refund_amount,
-        sum(history.revenue) as revenue,
-        sum(history.margin) as margin,
+        {{ ltv_exact_sum('history.gross_revenue') }} as gross_revenue,
+        {{ ltv_exact_sum('history.refund_amount') }} as refund_amount,
+        {{ ltv_exact_sum('history.revenue') }} as revenue,
+        {{ ltv_exact_sum('history.margin') }} as margin,
         sum(history.n_refunds) as n_refunds,
-        sum(history.order_value_sum_squares) as order_value_sum_squares,
+        {{ ltv_exact_sum('history.order_value_sum_squares') }} as order_value_sum_squares,
         max(history.order_value_max) as order_value_max,
         {%- for n in windows %}
-        sum(case when history.days_before < {{ n }} then history.revenue else 0 end)
+        {{ ltv_exact_sum('case when history.days_before < ' ~ n ~ ' then history.revenue else 0 end') }}
             as revenue_{{ n }}d,
         sum(case when history.days_before < {{ n }} then history.n_orders else 0 end)
             as orders_{{ n }}d,
         {%- endfor %}
-        sum(
-            case when history.days_before >= 90 and history.days_before < 180
-                then history.revenue else 0 end
-        ) as revenue_prev_90d,
-        sum(
-            history.revenue * exp(
-                -0.6931471805599453
-                * cast(history.days_before as {{ ltv_type_double() }}) / {{ half_life }}
-            )
-        ) as decayed_revenue,
+        {{ ltv_exact_sum(
+            'case when history.days_before >= 90 and history.days_before < 180
+                then history.revenue else 0 end'
+        ) }} as revenue_prev_90d,
+        {{ ltv_exact_sum(
+            'history.revenue * exp(-0.6931471805599453 * cast(history.days_before as '
+            ~ ltv_type_double() ~ ') / ' ~ half_life ~ ')'
+        ) }} as decayed_revenue,
         count(history.days_since_previous_purchase) as interval_count,
         sum(history.days_since_previous_purchase) as interval_sum,
         sum(history.days_since_previous_purchase * history.days_since_previous_purchase)

@@ -69,8 +69,8 @@ window_aggregated as (
     select
         window_days.user_id,
         window_days.cutoff_date,
-        sum(window_days.revenue) as value,
-        sum(window_days.margin) as margin,
+        {{ ltv_exact_sum('window_days.revenue') }} as value,
+        {{ ltv_exact_sum('window_days.margin') }} as margin,
         sum(window_days.n_orders) as n_orders,
         sum(window_days.n_refunds) as n_refunds,
         min(window_days.transaction_first_ts) as label_min_ts,
