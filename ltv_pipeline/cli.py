@@ -129,17 +129,17 @@ def _check_args(args: argparse.Namespace) -> None:
 
 
 def _commands() -> dict[str, Callable[[argparse.Namespace], int]]:
-    from ltv_pipeline import commands
+    from ltv_pipeline import commands, commands_local
 
     return {
         "demo": commands.demo,
-        "generate": commands.generate,
-        "ui": commands.ui,
+        "generate": commands_local.generate,
+        "ui": commands_local.ui,
         "score": commands.score,
         "monitor": commands.monitor,
         "predict": commands.predict,
-        "score-user": commands.score_user,
-        "forget": commands.forget,
+        "score-user": commands_local.score_user,
+        "forget": commands_local.forget,
     }
 
 

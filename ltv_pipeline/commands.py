@@ -1,11 +1,9 @@
-"""What each `ltv` command does once its arguments are parsed (see cli.py for the contract)."""
+"""What the `ltv` commands that run Dagster jobs do once their arguments are parsed (demo, score,
+predict, monitor; cli.py has the contract, commands_local.py the others)."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,76 +12,7 @@ from typing import Any
 
 from ltv_pipeline import settings
 from ltv_pipeline.cli import EXIT_OK, progress
-
-
-def run_job(job_name: str, run_config: dict[str, Any], tags: dict[str, str] | None = None,
-            skip_online: bool = False):
-    """Execute a job in this process against LTV_HOME's Dagster instance, so the run is
-    recorded and visible in the UI. Raises the failure (wrapped by Dagster) on error."""
-    settings.ensure_home()
-    import dagster as dg
-
-    from ltv_pipeline.definitions import defs
-
-    job = defs.resolve_job_def(job_name)
-    selection = None
-    if skip_online:  # assets that only serve the online store (`ltv predict` skips them)
-        graph = job.asset_layer.asset_graph
-        selection = [k for k in graph.get_all_asset_keys() if graph.has(k) and graph.get(k).is_executable
-                     and graph.get(k).tags.get("ltv/serves") != "online"]
-    run_config = {"loggers": {"ltv_progress": {"config": {"log_level": "INFO"}}}, **run_config}
-    # One writer at a time (lib/locks.py): this command holds LTV_HOME's lock from its first
-    # run to its end (the reads after a run too: DuckDB refuses them while another process
-    # writes); another `ltv` command writing this home is waited for (a message on stderr;
-    # exit 2 after LTV_LOCK_TIMEOUT_SECONDS), and so are runs the UI/daemon started with the
-    # writers' tag; the daemon's queue holds its runs back while this one is in progress (it
-    # carries the job's tag too).
-    from ltv_pipeline.lib import locks
-
-    locks.hold_until_exit(settings.ltv_home(), f"ltv {job_name}", on_wait=progress)
-    with dg.DagsterInstance.get() as instance:
-        _settle_runs(instance, job_name)
-        # Progress (dagster-dbt echoes dbt's log lines on stdout) belongs on stderr: stdout is
-        # for data and JSON.
-        with contextlib.redirect_stdout(sys.stderr):
-            result = job.execute_in_process(
-                run_config=run_config, instance=instance, raise_on_error=True,
-                tags={**(tags or {}), CLI_PID_TAG: str(os.getpid())}, asset_selection=selection,
-            )
-    return result
-
-
-CLI_PID_TAG = "ltv/cli-pid"
-
-
-def _settle_runs(instance, job_name: str) -> None:
-    """Before an in-process run (holding the lock): mark runs of earlier `ltv` processes still
-    recorded as in progress failed (they died, a kill -9 for instance: a live one would hold
-    the lock, and their records would keep the daemon's queue closed); then wait (up to the
-    lock's timeout) while a run launched by the UI/daemon that writes the warehouse is in
-    progress."""
-    import dagster as dg
-
-    from ltv_pipeline.lib import locks
-    from ltv_pipeline.lib.errors import InputError
-
-    active = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
-    for run in instance.get_runs(filters=dg.RunsFilter(statuses=active)):
-        if run.tags.get(CLI_PID_TAG, str(os.getpid())) != str(os.getpid()):
-            instance.report_run_failed(run, message=f"the `ltv` process {run.tags[CLI_PID_TAG]} "
-                                       "that ran it ended without finishing it")
-    filters = dg.RunsFilter(statuses=active, tags={settings.WRITES_WAREHOUSE_TAG: "true"})
-    limit, started, told = locks.timeout_seconds(), time.monotonic(), False
-    while running := instance.get_runs(filters=filters, limit=1):
-        if time.monotonic() - started >= limit:
-            raise InputError(f"run {running[0].run_id} ({running[0].job_name}) is writing the "
-                             f"warehouse; waited {limit:g} s (LTV_LOCK_TIMEOUT_SECONDS): run "
-                             f"{job_name} again when it has finished")
-        if not told:
-            progress(f"waiting for run {running[0].run_id} ({running[0].job_name}) to finish "
-                     "writing the warehouse")
-            told = True
-        time.sleep(locks.POLL_SECONDS * 4)
+from ltv_pipeline.runner import run_job
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -307,87 +236,6 @@ def predict(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def score_user(args: argparse.Namespace) -> int:
-    """`ltv score-user USER_ID [--as-of D]`: JSON from the online store and the champion."""
-    import json
-
-    from ltv_pipeline.lib.errors import InputError
-    from ltv_pipeline.lib.feature_store import StaleFeaturesError
-    from ltv_pipeline.lib.scoring import score_online
-
-    home = settings.ensure_home()
-    if not (home / "models" / "champion.json").exists():
-        raise InputError("there is no champion model yet: run `ltv demo` before `ltv score-user`")
-    try:
-        out = score_online(home, args.user_id.strip(), args.as_of.isoformat() if args.as_of else None)
-    except (LookupError, StaleFeaturesError) as exc:
-        raise InputError(f"score-user {args.user_id!r}: {exc}") from None
-    print(json.dumps(out))
-    return EXIT_OK
-
-
-def generate(args: argparse.Namespace) -> int:
-    from ltv_pipeline.lib.generator import generate as make_log
-    from ltv_pipeline.lib.generator import write
-
-    progress(f"generating {args.users:,} users (seed {args.seed}"
-             + (f", drift at {args.drift_at}" if args.drift_at else "") + ")")
-    t0 = time.perf_counter()
-    tables = make_log(n_users=args.users, seed=args.seed, drift_at=args.drift_at)
-    paths = write(tables, args.out)
-    progress(f"done in {time.perf_counter() - t0:.1f} s")
-    for name, path in paths.items():
-        print(f"{path}\t{len(tables[name]):,} rows")
-    return EXIT_OK
-
-
-def ui(args: argparse.Namespace) -> int:
-    """`dagster dev` on LTV_HOME's DAGSTER_HOME, in its own process group so that stopping it
-    stops its children too (PITFALLS.md)."""
-    settings.ensure_home()
-    cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(settings.REPO_ROOT / "workspace.yaml"),
-           "-h", args.host, "-p", str(args.port)]
-    progress(f"Dagster UI on http://{args.host}:{args.port} (Ctrl-C stops it)")
-    # Own session (so the whole group can be stopped) with SIGINT restored to its default even
-    # when this process was started with SIGINT ignored (PITFALLS.md).
-    proc = subprocess.Popen(
-        cmd, cwd=settings.REPO_ROOT, start_new_session=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    signal.signal(signal.SIGTERM, _interrupt)
-    # Ctrl-C stops the UI even when this process was started with SIGINT ignored (a background
-    # job of a script inherits that, and Python then installs no KeyboardInterrupt handler)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        progress("stopping the Dagster UI")
-        _stop_group(proc)
-        return EXIT_OK
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
-def _stop_group(proc: subprocess.Popen) -> None:
-    """SIGINT (dagster dev shuts down gracefully on it), then SIGKILL for what is left."""
-    for sig, wait in ((signal.SIGINT, 30), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-        except subprocess.TimeoutExpired:
-            continue
-    # children of dagster dev may outlive it: clear the group whatever happened above
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
 def monitor(args: argparse.Namespace) -> int:
     """`ltv monitor --as-of D`: the monitoring partition D through Dagster, then its figures,
     `retrain` and `reasons` (lib/drift.decide, the drift sensor's function) as JSON on stdout.
@@ -434,22 +282,4 @@ def monitor(args: argparse.Namespace) -> int:
     progress(f"monitoring {day} in {time.perf_counter() - t0:.1f} s (run {result.run_id}): "
              f"retrain {figures['retrain']}")
     print(json.dumps(figures, indent=2))
-    return EXIT_OK
-
-
-def forget(args: argparse.Namespace) -> int:
-    """`ltv forget USER_ID`: erase one customer from every store under LTV_HOME (lib/privacy.py;
-    erase_users_job does the same for lists) and print JSON of what was removed."""
-    import json
-
-    from ltv_pipeline.lib import locks, privacy
-
-    home = settings.ensure_home()
-    user_id = privacy.validate_ids([args.user_id])[0]
-    with locks.exclusive(home, "ltv forget", on_wait=progress):
-        report = privacy.forget(home, [user_id], source="ltv forget")
-    progress(f"nothing left to remove for that id in {home} (already erased or never loaded); "
-             "it stays on the erasure list" if report["nothing_found"] else
-             f"erased {report['rows_removed']:,} rows; the id is left out of later loads")
-    print(json.dumps(report, indent=2))
     return EXIT_OK

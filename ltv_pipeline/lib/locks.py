@@ -1,6 +1,6 @@
 """One writer at a time per LTV_HOME: an exclusive fcntl lock on LTV_HOME/.warehouse.lock.
 
-Every `ltv` command that writes (the jobs commands.run_job executes in-process, `ltv forget`)
+Every `ltv` command that writes (the jobs runner.run_job executes in-process, `ltv forget`)
 and the erasure job take it for as long as they write. A second writer waits for the first,
 saying once on stderr whom it waits for, and gives up after a timeout with an InputError (exit
 code 2 in the CLI) naming the holder. The kernel releases the lock when its process ends, a

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from ltv_pipeline import commands
+from ltv_pipeline import commands_local
 from ltv_pipeline.cli import build_parser
 
 
@@ -20,8 +20,8 @@ class FakeProc:
 @pytest.mark.parametrize("extra, host", [([], "127.0.0.1"), (["--host", "0.0.0.0"], "0.0.0.0")])
 def test_ui_hands_dagster_dev_loopback_by_default(extra, host, ltv_home, monkeypatch):
     seen = []
-    monkeypatch.setattr(commands.subprocess, "Popen", lambda cmd, **kw: seen.append(cmd) or FakeProc())
-    monkeypatch.setattr(commands.signal, "signal", lambda *a: None)
-    assert commands.ui(build_parser().parse_args(["ui", *extra])) == 0
+    monkeypatch.setattr(commands_local.subprocess, "Popen", lambda cmd, **kw: seen.append(cmd) or FakeProc())
+    monkeypatch.setattr(commands_local.signal, "signal", lambda *a: None)
+    assert commands_local.ui(build_parser().parse_args(["ui", *extra])) == 0
     cmd = seen[0]
     assert cmd[cmd.index("-h") + 1] == host

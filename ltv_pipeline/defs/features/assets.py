@@ -52,7 +52,7 @@ def feast_registry(context: dg.AssetExecutionContext, warehouse_db: WarehouseRes
     )
 
 
-# Assets that only serve the online store carry this tag; `ltv predict` (commands.run_job with
+# Assets that only serve the online store carry this tag; `ltv predict` (runner.run_job with
 # skip_online) and the jobs over unpartitioned assets leave them out.
 ONLINE_ONLY_TAG = {"ltv/serves": "online"}
 # The scoring partition's asset that builds cutoff D with dbt and exports it (defs/scoring).
