@@ -18,6 +18,7 @@ from pydantic import Field
 from ltv_pipeline import groups, settings
 from ltv_pipeline.defs.resources import WarehouseResource
 from ltv_pipeline.lib import cutoffs as cutoff_rules
+from ltv_pipeline.lib import marts
 from ltv_pipeline.lib.dbt_project import ensure_manifest
 from ltv_pipeline.lib.dbt_vars import DEFAULT_DECAY_HALF_LIFE_DAYS, as_cli_args, vars_for_plan
 from ltv_pipeline.lib.errors import InputError
@@ -124,7 +125,7 @@ def mart_row_counts(
 ) -> dict[str, dict[str, Any]]:
     """Row counts of the marts that exist (total, and for this run's cutoffs and horizon),
     read with a short-lived connection once dbt has finished."""
-    in_list = ", ".join(f"date '{c}'" for c in cutoffs)
+    in_list = marts.in_list(cutoffs)  # parsed dates, never pasted text
     counts: dict[str, dict[str, Any]] = {}
     with warehouse.connect(read_only=True) as con:
         present = {r[0] for r in con.execute(
