@@ -211,7 +211,7 @@ def fit_blend(stacked: pd.DataFrame, members: list[str]) -> dict[str, float]:
 def fit_blend_map(stacked: pd.DataFrame, weights: dict[str, float]) -> tuple[float, float]:
     """The blend's value map (gamma, k) on the rows its weights were fitted on."""
     linear = Blend(weights).combine({m: stacked[m] for m in weights})
-    gamma, k, _ = stack.fit_value_map(stacked["actual"].to_numpy(float), linear)
+    gamma, _, k, _ = stack.fit_value_map(stacked["actual"].to_numpy(float), linear)
     return gamma, k
 
 

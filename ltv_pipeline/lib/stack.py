@@ -22,11 +22,21 @@ The method, for a model as of date A (history: days <= A) and horizon H:
      older customers than any seen in training, where BTYD's dropout structure carries on).
      The newest cutoff is the early-stopping set (never a training row). gbm.train_family's
      quantile_p10 / quantile_p90 members give the interval.
-  4. Value map fitted on the newest cutoff (out of sample for the boosters): v = k * s^gamma,
-     gamma in GAMMAS chosen for the lowest MAE and k so that the map keeps the booster's own
-     total there (the map reshapes, it does not recalibrate the level). gamma > 1 sharpens: it moves value from customers unlikely to buy
-     (where the MAE-optimal forecast is near 0) to likely buyers. A monotone map, so ranking
-     (normalized Gini) is unchanged; decile calibration is checked against MAX_MAP_DCE.
+  4. Value map v = k * s^gamma (s: the booster's forecast), its shape and level fitted on the
+     newest cutoff (out of sample for the trees: early stopping only). Level: the mapped total
+     is `level` x the BTYD base's total forecast (step 3's base) over the customers scored,
+     level in LEVELS, and k is fixed at training from the customers with history at as_of (so
+     scoring one customer or all gives the same value). The booster's own level drifts out of
+     time (seasons, an ageing cohort: it learned the level of older cutoffs); BTYD's level,
+     refitted at as_of, carries the population's decay. Shape: gamma in GAMMAS. (gamma, level)
+     is the lowest-MAE pair on the newest cutoff whose decile calibration error <= MAX_MAP_DCE
+     and whose implied total ratio, level x (BTYD base total / realised total) averaged over
+     ALL internal cutoffs (one window's season does not decide), lies in RATIO_BAND (the
+     champion's guard rail); when no level keeps it there, the least shrinking (largest) level
+     with its best gamma. Both lean towards MAE on purpose: the MAE-optimal forecast of a
+     zero-inflated, skewed value lies below its mean (gamma > 1 moves value from unlikely
+     buyers, where it is near 0, to likely ones; level < 1 shrinks). A monotone map, so the
+     ranking (normalized Gini) is the booster's.
   5. At scoring, BTYD refitted at A gives the features (revenue to date: the summary's column,
      or the model's snapshot at A when lib/scoring.py passes the marts' summary at A); when h < H the forecast is scaled per
      customer by BG/NBD's E[X(H)] / E[X(h)] at A (documented scaling rule, not a label at H).
@@ -55,6 +65,8 @@ FEATURES = ["frequency", "recency", "T", "monetary_value", "gap_days", "rate_per
             "gg_expected_spend", "bg_value", "pa_value"]
 GAMMAS = (1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.8, 2.0)
 MAX_MAP_DCE = 0.35  # decile calibration error a value map may reach on its fitting cutoff
+LEVELS = (0.85, 0.9, 0.95, 1.0)  # mapped total / the anchor's (BTYD base) total
+RATIO_BAND = (0.8, 1.25)  # mapped total / realised on the fitting cutoff (= champion.Rule's rail)
 MIN_HORIZON_DAYS = 28
 
 
@@ -116,25 +128,40 @@ def features(summary: pd.DataFrame, fits: dict[str, object], horizon_days: int) 
     })
 
 
-def fit_value_map(actual: np.ndarray, score: np.ndarray) -> tuple[float, float, list[str]]:
-    """(gamma, k) of v = k * score^gamma: the lowest MAE over GAMMAS with decile calibration
-    error <= MAX_MAP_DCE, k keeping the forecasts' own total (no level recalibration: the
-    booster's level stands); gamma 1, k 1 (identity) when none qualifies."""
+def fit_value_map(actual: np.ndarray, score: np.ndarray, anchor: np.ndarray | None = None,
+                  levels: tuple[float, ...] = (1.0,),
+                  anchor_ratio: float | None = None) -> tuple[float, float, float, list[str]]:
+    """(gamma, level, k) of v = k * score^gamma with k = level * anchor total / total of
+    score^gamma (anchor: the forecasts themselves when None, i.e. their own total is kept):
+    the lowest MAE over GAMMAS x levels with decile calibration error <= MAX_MAP_DCE and
+    level x anchor_ratio in RATIO_BAND (anchor_ratio: the anchor's total / realised total, by
+    default on these rows; module docstring, step 4); when no pair is inside
+    RATIO_BAND, the best gamma at the largest level; identity (gamma 1, largest level) when no
+    gamma keeps the decile calibration error within MAX_MAP_DCE."""
     score = np.clip(np.asarray(score, float), 0.0, None)
     actual = np.clip(np.asarray(actual, float), 0.0, None)
-    if actual.sum() <= 0 or score.sum() <= 0:
-        return 1.0, 1.0, ["value map: no positive actuals or forecasts on the fitting cutoff: identity"]
-    best, rows = (np.inf, 1.0, 1.0), []
+    anchor_total = float(score.sum() if anchor is None else np.clip(anchor, 0.0, None).sum())
+    if actual.sum() <= 0 or score.sum() <= 0 or anchor_total <= 0:
+        return 1.0, 1.0, 1.0, ["value map: no positive actuals or forecasts on the fitting "
+                               "cutoff: identity"]
+    top = max(levels)
+    grid, rows = [], []
+    ratio = anchor_total / actual.sum() if anchor_ratio is None else float(anchor_ratio)
+    lo, hi = RATIO_BAND
     for g in GAMMAS:
         s = score ** g
-        k = score.sum() / s.sum()
-        err = float(np.mean(np.abs(actual - k * s)))
-        dce = metrics.decile_calibration_error(actual, k * s)
-        rows.append(f"{g}:{err:.4g}/{dce:.3g}")
-        if dce <= MAX_MAP_DCE and err < best[0]:
-            best = (err, g, k)
-    return best[1], best[2], [f"value map gamma {best[1]} k {best[2]:.4g} (gamma:MAE/decile "
-                              f"error on the newest cutoff {' '.join(rows)})"]
+        for lv in levels:
+            k = lv * anchor_total / s.sum()
+            err = float(np.mean(np.abs(actual - k * s)))
+            dce = metrics.decile_calibration_error(actual, k * s)
+            band = lo <= lv * ratio <= hi
+            grid.append((err, g, lv, k, dce <= MAX_MAP_DCE, band))
+            rows.append(f"{g}/{lv}:{err:.4g}/{dce:.3g}{'' if band else '!'}")
+    ok = [c for c in grid if c[4] and c[5]] or [c for c in grid if c[4] and c[2] == top]
+    best = min(ok) if ok else (np.inf, 1.0, top, top * anchor_total / score.sum())
+    return best[1], best[2], best[3], [
+        f"value map gamma {best[1]} level {best[2]} (anchor total {ratio:.3g} x realised; "
+        f"on the newest cutoff gamma/level:MAE/decile error, ! = total outside RATIO_BAND: {' '.join(rows)})"]
 
 
 def base_value(X: pd.DataFrame) -> np.ndarray:
@@ -276,13 +303,21 @@ def train_stack(days: pd.DataFrame, as_of: date, horizon_days: int,
     family = gbm.train_family(frame, FEATURES, [], members=["quantile_p10", "quantile_p90"],
                               max_rows=cfg.max_rows, seed=cfg.seed)
     newest = frame[frame["cutoff_date"] == frame["cutoff_date"].max()]
-    gamma, k, map_notes = fit_value_map(newest["value"].to_numpy(), booster.predict(newest))
+    by_cut = frame.assign(base=base_value(frame)).groupby("cutoff_date")[["base", "value"]].sum()
+    anchor_ratio = float((by_cut["base"] / by_cut["value"].where(by_cut["value"] > 0)).mean())
+    gamma, level, _, map_notes = fit_value_map(newest["value"].to_numpy(), booster.predict(newest),
+                                               base_value(newest), LEVELS,
+                                               anchor_ratio if np.isfinite(anchor_ratio) else None)
     notes += map_notes
     if h != horizon_days:
         notes.append(f"trained at horizon {h} days (the longest with {cfg.n_cutoffs} training "
                      f"cutoffs in the history), scaled to {horizon_days} days per customer by "
                      "BG/NBD's E[X(H)] / E[X(h)]")
     summary = summary_at(days, as_of)
-    return RFMStack(as_of.isoformat(), horizon_days, h, fit_btyd(summary, as_of), booster, family,
+    fits = fit_btyd(summary, as_of)
+    X = features(summary, fits, h)
+    s = booster.predict(X) ** gamma
+    k = level * float(base_value(X).sum()) / float(s.sum()) if s.sum() > 0 else 1.0
+    return RFMStack(as_of.isoformat(), horizon_days, h, fits, booster, family,
                     gamma, k, [c.isoformat() for c in cutoffs], notes,
                     dict(zip(summary["user_id"].astype(str), summary["revenue_total"].astype(float))))

@@ -75,9 +75,23 @@ def test_value_map_keeps_total_and_prefers_sharper_forecasts_when_they_cut_mae()
     rng = np.random.default_rng(0)
     p = rng.uniform(0.01, 0.9, 5000)
     actual = np.where(rng.uniform(size=p.size) < p, 50.0, 0.0)
-    gamma, k, _ = stack.fit_value_map(actual, p * 50)
-    assert gamma > 1
+    gamma, level, k, _ = stack.fit_value_map(actual, p * 50)
+    assert gamma > 1 and level == 1.0
     np.testing.assert_allclose((k * (p * 50) ** gamma).sum(), (p * 50).sum())
+
+
+def test_value_map_level_is_anchored_and_shrinks_only_inside_the_guard_rail():
+    rng = np.random.default_rng(1)
+    p = rng.uniform(0.01, 0.9, 5000)
+    actual = np.where(rng.uniform(size=p.size) < p, 50.0, 0.0)
+    score, anchor = p * 80, p * 50  # the booster runs high; the anchor is calibrated
+    gamma, level, k, _ = stack.fit_value_map(actual, score, anchor, stack.LEVELS)
+    assert level == min(stack.LEVELS)  # MAE prefers shrinking, 0.85 x 1.0 is inside the rail
+    np.testing.assert_allclose((k * score ** gamma).sum(), level * anchor.sum())
+    # an anchor that already runs at 0.82 x realised over the internal cutoffs: shrinking it
+    # would leave the guard rail [0.8, 1.25], so the largest level is kept
+    _, level, _, _ = stack.fit_value_map(actual, score, anchor, stack.LEVELS, anchor_ratio=0.82)
+    assert level == max(stack.LEVELS)
 
 
 def test_fallback_plan_is_the_longest_horizon_with_three_origins():

@@ -1,0 +1,175 @@
+"""Issue #7's accuracy test through `ltv predict`, against lifetimes fitted directly.
+
+For each case LABEL=TRANSACTIONS:D:H (TRANSACTIONS: a .csv or .parquet in the input contract:
+user_id, ts, amount, optional is_refund):
+  1. with --run, `ltv predict --transactions TRANSACTIONS --cutoff D --horizon-days H --out
+     OUT/LABEL_D_H.parquet --report OUT/LABEL_D_H.json` in a fresh LTV_HOME (OUT/home-LABEL_D_H,
+     removed first), one case after another; without --run it reads the files a previous run
+     wrote;
+  2. the baselines, fitted with lifetimes directly on the rows with ts < D + 1 day (no project
+     code): summary_data_from_transaction_data at day granularity, BetaGeoFitter and
+     ParetoNBDFitter (penalizer 0, then 0.001 and 0.01 when a fit fails), GammaGammaFitter on
+     repeat buyers with a positive mean spend; value = expected purchases in H days x the
+     conditional expected spend (the Gamma-Gamma population mean for one-time buyers);
+  3. realised value: net revenue (refunds subtracted) over [D + 1 day, D + 1 day + H days) of
+     every customer with a purchase by D;
+and prints MAE and normalized Gini of the champion (OUT's predicted_value) and both baselines,
+and whether the champion beats both on both.
+
+  .venv/bin/python -m bench.accuracy_predict --run --out /tmp/acc7-out \\
+      cdnow=/tmp/acc7-out/cdnow.csv:1997-09-30:273 syn1=/tmp/acc7-out/syn1/transactions.parquet:2025-09-30:90
+  .venv/bin/python -m bench.accuracy_predict --cdnow-csv /tmp/acc7-out/cdnow.csv  (writes the file)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import warnings
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ltv_pipeline.lib import metrics
+
+VENV_LTV = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "ltv"
+
+
+def read_transactions(path: str) -> pd.DataFrame:
+    tx = pd.read_parquet(path) if path.endswith(".parquet") else pd.read_csv(path)
+    tx = tx.assign(user_id=tx["user_id"].astype(str), ts=pd.to_datetime(tx["ts"]),
+                   amount=tx["amount"].astype(float))
+    if "is_refund" in tx:
+        tx["amount"] = np.where(tx["is_refund"].fillna(False).astype(bool), -tx["amount"], tx["amount"])
+    return tx
+
+
+def lifetimes_baselines(tx: pd.DataFrame, cutoff: date, horizon: int) -> tuple[pd.DataFrame, dict]:
+    from lifetimes import BetaGeoFitter, GammaGammaFitter, ParetoNBDFitter
+    from lifetimes.utils import summary_data_from_transaction_data
+
+    end = pd.Timestamp(cutoff) + pd.Timedelta(days=1)
+    hist = tx[tx["ts"] < end].assign(day=lambda f: f["ts"].dt.floor("D"))
+    daily = hist.groupby(["user_id", "day"], as_index=False)["amount"].sum()
+    daily["amount"] = daily["amount"].clip(lower=0.0)
+    s = summary_data_from_transaction_data(daily, "user_id", "day", "amount",
+                                           observation_period_end=pd.Timestamp(cutoff), freq="D")
+    f, r, t, m = s["frequency"], s["recency"], s["T"], s["monetary_value"]
+    rep = (f > 0) & (m > 0)
+    params = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gg = _fit(GammaGammaFitter, f[rep], m[rep])
+        spend = pd.Series(gg.conditional_expected_average_profit(f, m), index=s.index)
+        p, q, v = (gg.params_[k] for k in ("p", "q", "v"))
+        spend[~rep] = p * v / (q - 1)
+        params["gg"] = dict(gg.params_)
+        out = pd.DataFrame(index=s.index)
+        for name, cls in (("bgnbd_gg", BetaGeoFitter), ("pareto_gg", ParetoNBDFitter)):
+            fit = _fit(cls, f, r, t)
+            params[name] = dict(fit.params_)
+            n = fit.conditional_expected_number_of_purchases_up_to_time(horizon, f, r, t)
+            out[name] = np.asarray(n, float) * spend.to_numpy(float)
+    return out, params
+
+
+def _fit(cls, *cols):
+    last = None
+    for pen in (0.0, 0.001, 0.01):
+        try:
+            return cls(penalizer_coef=pen).fit(*cols)
+        except Exception as exc:  # lifetimes raises ConvergenceError or numpy errors
+            last = exc
+    raise RuntimeError(f"{cls.__name__} did not fit with penalizers 0, 0.001, 0.01: {last}")
+
+
+def realised(tx: pd.DataFrame, cutoff: date, horizon: int, users: pd.Index) -> np.ndarray:
+    start = pd.Timestamp(cutoff) + pd.Timedelta(days=1)
+    win = tx[(tx["ts"] >= start) & (tx["ts"] < start + pd.Timedelta(days=horizon))]
+    return users.map(win.groupby("user_id")["amount"].sum()).fillna(0.0).to_numpy(float)
+
+
+def run_predict(path: str, cutoff: str, horizon: int, out: Path, tag: str) -> float:
+    home = out / f"home-{tag}"
+    shutil.rmtree(home, ignore_errors=True)
+    env = {**os.environ, "LTV_HOME": str(home)}
+    cmd = [str(VENV_LTV), "predict", "--transactions", path, "--cutoff", cutoff,
+           "--horizon-days", str(horizon), "--out", str(out / f"{tag}.parquet"),
+           "--report", str(out / f"{tag}.json")]
+    t0 = time.perf_counter()
+    with open(out / f"{tag}.log", "w") as log:
+        rc = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+    if rc != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {rc}: see {out / (tag + '.log')}")
+    return time.perf_counter() - t0
+
+
+def evaluate(label: str, path: str, cutoff: str, horizon: int, out: Path, seconds: float | None) -> list[dict]:
+    tag = f"{label}_{cutoff}_{horizon}"
+    d = date.fromisoformat(cutoff)
+    tx = read_transactions(path)
+    base, _ = lifetimes_baselines(tx, d, horizon)
+    actual = realised(tx, d, horizon, base.index)
+    scores = pd.read_parquet(out / f"{tag}.parquet")
+    scores = scores.assign(user_id=scores["user_id"].astype(str)).set_index("user_id")
+    missing = base.index.difference(scores.index)
+    if len(missing):
+        raise ValueError(f"{tag}: {len(missing)} customer(s) with a purchase by {cutoff} have no "
+                         f"forecast, e.g. {list(missing[:3])}")
+    report = json.loads((out / f"{tag}.json").read_text())
+    preds = {"champion": scores.loc[base.index, "predicted_value"].to_numpy(float),
+             **{m: base[m].to_numpy(float) for m in ("bgnbd_gg", "pareto_gg")}}
+    rows = []
+    for name, p in preds.items():
+        rows.append({"data": label, "cutoff": cutoff, "H": horizon, "customers": len(actual),
+                     "model": report["champion"] if name == "champion" else name + " (lifetimes)",
+                     "mae": metrics.mae(actual, p), "gini": metrics.normalized_gini(actual, p),
+                     "total_ratio": metrics.total_ratio(actual, p),
+                     "seconds": round(seconds, 0) if seconds and name == "champion" else None})
+    return rows
+
+
+def main(argv: list[str]) -> int:
+    run, out, specs = False, Path("/tmp/acc7-out"), []
+    it = iter(argv)
+    for a in it:
+        if a == "--run":
+            run = True
+        elif a == "--out":
+            out = Path(next(it))
+        elif a == "--cdnow-csv":
+            from ltv_pipeline.lib.sources import read_cdnow
+
+            target = Path(next(it))
+            read_cdnow()["transactions"].frame.to_csv(target, index=False)
+            print(f"wrote {target}")
+        else:
+            specs.append(a)
+    out.mkdir(parents=True, exist_ok=True)
+    table, wins = [], []
+    for spec in specs:
+        label, rest = spec.split("=", 1)
+        path, cutoff, h = rest.rsplit(":", 2)
+        seconds = run_predict(path, cutoff, int(h), out, f"{label}_{cutoff}_{h}") if run else None
+        rows = evaluate(label, path, cutoff, int(h), out, seconds)
+        table += rows
+        champ, bases = rows[0], rows[1:]
+        wins.append({"data": label, "cutoff": cutoff, "H": int(h), "champion": champ["model"],
+                     "beats_on_mae": champ["mae"] < min(b["mae"] for b in bases),
+                     "beats_on_gini": champ["gini"] > max(b["gini"] for b in bases)})
+        print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4f"), flush=True)
+    print()
+    print(pd.DataFrame(table).to_markdown(index=False, floatfmt=".4f"))
+    print()
+    print(pd.DataFrame(wins).to_markdown(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
