@@ -146,3 +146,31 @@ def test_online_scoring_returns_what_the_batch_partition_wrote(trained):
     unknown = score_online(trained, "never-seen-id", day)
     assert unknown["known"] is False and unknown["cold_start"] is True and unknown["segment"] == "new"
     assert unknown["predicted_value"] == pytest.approx(batch.loc[batch["cold_start"], "predicted_value"].mean())
+
+
+def upstream_rebuilt(result: dg.ExecuteInProcessResult) -> bool:
+    [mat] = [m for m in result.get_asset_materialization_events()
+             if m.asset_key == dg.AssetKey("scoring_features")]
+    return mat.materialization.metadata["upstream_models_rebuilt"].value
+
+
+def test_scoring_rebuilds_the_upstream_models_only_when_the_raw_tables_changed(trained):
+    day = "2025-07-12"
+    score({"dagster/partition": day})  # records the inputs the upstream models were built from
+    again = score({"dagster/partition": day})
+    assert upstream_rebuilt(again) is False
+    before = scores.read_partition(trained / "warehouse.duckdb", day)
+    assert len(before) == known_users(trained, day)
+
+    # a new customer's purchase lands in raw (as a new load would): the day table is rebuilt
+    # and the partition knows them
+    with warehouse.connect(trained / "warehouse.duckdb") as con:
+        con.execute("insert into raw.transactions select * replace ('u-late-load' as user_id, "
+                    "'tx-late-load' as transaction_id, 'zz-late-load' as _batch_id) "
+                    "from raw.transactions where ts < timestamp '2025-07-01' limit 1")
+    changed = score({"dagster/partition": day})
+    assert upstream_rebuilt(changed) is True
+    after = scores.read_partition(trained / "warehouse.duckdb", day).set_index("user_id")
+    assert len(after) == len(before) + 1 == known_users(trained, day)
+    assert not after.loc["u-late-load", "cold_start"] and after.loc["u-late-load", "predicted_value"] > 0
+    assert upstream_rebuilt(score({"dagster/partition": day})) is False

@@ -17,15 +17,18 @@ from ltv_pipeline import groups, settings
 from ltv_pipeline.defs.ingest.assets import RAW_ASSETS
 from ltv_pipeline.defs.resources import WarehouseResource
 from ltv_pipeline.defs.transform.assets import data_span
-from ltv_pipeline.lib import feature_store, marts, plots, ranking, scores, scoring
+from ltv_pipeline.lib import dbt_state, feature_store, marts, plots, ranking, scores, scoring
 from ltv_pipeline.lib.dbt_project import run_dbt
 from ltv_pipeline.lib.dbt_vars import vars_for_scoring
 from ltv_pipeline.lib.errors import InputError
 from ltv_pipeline.partitions import daily_partitions
 
-# The per-cutoff marts a scoring date needs, and everything upstream of them (rebuilt from the
-# raw tables, so a partition always sees the data loaded now); labels are not built.
+# The per-cutoff marts a scoring date needs (labels are not built), and everything upstream of
+# them when the raw tables, the dbt project or the base currency changed since the upstream
+# models were last built for scoring (lib/dbt_state.py): a partition always sees the data
+# loaded now, and a backfill or the next day's run does not rebuild the same day table again.
 SCORING_SELECT = "+customer_features +customer_btyd_summary"
+PER_CUTOFF_SELECT = "int_cutoffs_planned customer_features customer_btyd_summary"
 SINGLE_RUN = dg.BackfillPolicy.single_run()
 
 
@@ -83,11 +86,22 @@ def scoring_features(
     horizon = training_horizon(warehouse_db, config)
     started = time.perf_counter()
     target = Path(warehouse_db.ltv_home) / "dbt" / "runs" / context.run.run_id
-    # cautious: only the tests whose every parent is built here (not the labels' tests)
-    done = run_dbt(["build", "--select", SCORING_SELECT, "--indirect-selection", "cautious"],
+    with warehouse_db.connect() as con:
+        inputs = dbt_state.fingerprint(con, settings.DBT_PROJECT_DIR, settings.BASE_CURRENCY)
+        upstream_current = dbt_state.recorded(con) == inputs
+        if not upstream_current:
+            dbt_state.clear(con)
+    # cautious: only the tests whose every parent is built here (not the labels' tests); the
+    # unit tests check SQL logic, not data: the training build runs them
+    done = run_dbt(["build", "--select", PER_CUTOFF_SELECT if upstream_current else SCORING_SELECT,
+                    "--indirect-selection", "cautious", "--exclude-resource-type", "unit_test"],
                    vars_for_scoring(days, horizon), target)
+    if not upstream_current:
+        with warehouse_db.connect() as con:
+            dbt_state.record(con, inputs)
     dbt_seconds = time.perf_counter() - started
-    context.log.info(f"dbt built cutoffs {days[0]}..{days[-1]} in {dbt_seconds:.1f} s: "
+    context.log.info(f"dbt built cutoffs {days[0]}..{days[-1]} in {dbt_seconds:.1f} s "
+                     f"({'upstream models current' if upstream_current else 'upstream models rebuilt'}): "
                      f"{done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ''}")
     exported = feature_store.export_cutoffs(warehouse_db.path, Path(warehouse_db.ltv_home), days)
     with warehouse_db.connect(read_only=True) as con:
@@ -101,6 +115,7 @@ def scoring_features(
         "feast_rows_exported": dg.MetadataValue.json(exported),
         "data_last_date": last.isoformat(),
         "dbt_seconds": round(dbt_seconds, 2),
+        "upstream_models_rebuilt": not upstream_current,
     })
 
 

@@ -1,0 +1,67 @@
+"""Whether a scoring build may reuse the upstream dbt models (no Dagster imports).
+
+A scoring partition needs the per-cutoff marts of its date (customer_features,
+customer_btyd_summary and the cutoff plan they read). Everything upstream of them (the staging
+views and the intermediate tables: one row per user per active day over the whole log) depends
+only on the raw tables, the dbt project's code and the base currency, so rebuilding it for every
+date of a backfill or every day of the schedule repeats the same work. After a scoring build
+that rebuilt the upstream models, `record` stores a fingerprint of those inputs in the
+warehouse; the next scoring build rebuilds them only when the fingerprint differs (a new load,
+an erasure, an upgraded dbt project, another base currency) or was never recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import duckdb
+
+RAW_TABLES = ("transactions", "users", "events", "fx_rates")
+STATE_SCHEMA = "ltv_state"
+STATE_TABLE = f"{STATE_SCHEMA}.dbt_upstream"
+
+
+def project_digest(project_dir: Path) -> str:
+    """sha256 over the dbt project's models, macros and dbt_project.yml (paths and contents)."""
+    digest = hashlib.sha256()
+    files = [project_dir / "dbt_project.yml",
+             *sorted(p for folder in ("models", "macros") for p in (project_dir / folder).rglob("*")
+                     if p.is_file())]
+    for path in files:
+        digest.update(str(path.relative_to(project_dir)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def fingerprint(con: duckdb.DuckDBPyConnection, project_dir: Path, base_currency: str) -> str:
+    """The inputs of the upstream models: each raw table's row count and first and last load
+    batch (every load has a new batch id; an erasure changes the counts), the project's digest
+    and the base currency."""
+    parts = [f"base_currency={base_currency}", project_digest(project_dir)]
+    for table in RAW_TABLES:
+        n, first, last = con.execute(
+            f"select count(*), min(_batch_id), max(_batch_id) from raw.{table}").fetchone()
+        parts.append(f"{table}:{n}:{first}:{last}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def recorded(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The fingerprint the last upstream build recorded, or None."""
+    try:
+        row = con.execute(f"select fingerprint from {STATE_TABLE}").fetchone()
+    except duckdb.CatalogException:
+        return None
+    return row[0] if row else None
+
+
+def clear(con: duckdb.DuckDBPyConnection) -> None:
+    """Forget the recorded fingerprint (before a build that rebuilds the upstream models: if
+    it fails half-way, the next scoring build rebuilds them again)."""
+    con.execute(f"drop table if exists {STATE_TABLE}")
+
+
+def record(con: duckdb.DuckDBPyConnection, value: str) -> None:
+    """Record that the upstream models were built from the inputs with fingerprint `value`."""
+    con.execute(f"create schema if not exists {STATE_SCHEMA}")
+    con.execute(f"create or replace table {STATE_TABLE} as select ? as fingerprint, "
+                "current_timestamp as built_at", [value])
