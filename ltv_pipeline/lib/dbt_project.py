@@ -100,3 +100,20 @@ def run_dbt(
     if check and done.returncode != 0:
         raise RuntimeError(f"`dbt {' '.join(args)}` failed:\n{done.stdout[-8000:]}{done.stderr}")
     return done
+
+
+# Run directories kept under LTV_HOME/dbt/runs (each holds a manifest, the compiled SQL and
+# run_results.json: a few MB; a daily schedule would otherwise add about a GB a year).
+DBT_RUNS_KEPT = 30
+
+
+def run_target(ltv_home: Path, run_id: str, keep: int = DBT_RUNS_KEPT) -> Path:
+    """LTV_HOME/dbt/runs/<run_id>, the target dir of one Dagster run's dbt invocation, after
+    removing all but the newest `keep` other run dirs (oldest modified first)."""
+    runs = Path(ltv_home) / "dbt" / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    others = sorted((p for p in runs.iterdir() if p.is_dir() and p.name != run_id),
+                    key=lambda p: p.stat().st_mtime)
+    for old in others[:max(len(others) - keep, 0)]:
+        shutil.rmtree(old, ignore_errors=True)
+    return runs / run_id

@@ -18,7 +18,7 @@ from ltv_pipeline.defs.ingest.assets import RAW_ASSETS
 from ltv_pipeline.defs.resources import WarehouseResource
 from ltv_pipeline.defs.transform.assets import data_span
 from ltv_pipeline.lib import dbt_state, feature_store, marts, plots, ranking, scores, scoring
-from ltv_pipeline.lib.dbt_project import run_dbt
+from ltv_pipeline.lib.dbt_project import run_dbt, run_target
 from ltv_pipeline.lib.dbt_vars import vars_for_scoring
 from ltv_pipeline.lib.errors import InputError
 from ltv_pipeline.partitions import daily_partitions
@@ -85,7 +85,7 @@ def scoring_features(
                          f"(the data spans {first} to {last}): choose dates from {first} on")
     horizon = training_horizon(warehouse_db, config)
     started = time.perf_counter()
-    target = Path(warehouse_db.ltv_home) / "dbt" / "runs" / context.run.run_id
+    target = run_target(Path(warehouse_db.ltv_home), context.run.run_id)
     with warehouse_db.connect() as con:
         inputs = dbt_state.fingerprint(con, settings.DBT_PROJECT_DIR, settings.BASE_CURRENCY)
         upstream_current = dbt_state.recorded(con) == inputs

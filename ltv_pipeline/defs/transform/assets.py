@@ -19,7 +19,7 @@ from ltv_pipeline import groups, settings
 from ltv_pipeline.defs.resources import WarehouseResource
 from ltv_pipeline.lib import cutoffs as cutoff_rules
 from ltv_pipeline.lib import marts
-from ltv_pipeline.lib.dbt_project import ensure_manifest
+from ltv_pipeline.lib.dbt_project import ensure_manifest, run_target
 from ltv_pipeline.lib.dbt_vars import DEFAULT_DECAY_HALF_LIFE_DAYS, as_cli_args, vars_for_plan
 from ltv_pipeline.lib.errors import InputError
 
@@ -177,7 +177,7 @@ def build_dbt_assets() -> dg.AssetsDefinition:
         args = ["build", *as_cli_args(dbt_vars)]
         if config.full_refresh:
             args.append("--full-refresh")
-        target = settings.ltv_home() / "dbt" / "runs" / context.run.run_id
+        target = run_target(settings.ltv_home(), context.run.run_id)
         # Mart events wait for the row counts, which can only be read once dbt has released
         # the warehouse; their order (output, then its checks) is kept.
         held: list[Any] = []
