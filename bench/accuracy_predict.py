@@ -4,8 +4,8 @@ For each case LABEL=TRANSACTIONS:D:H (TRANSACTIONS: a .csv or .parquet in the in
 user_id, ts, amount, optional is_refund):
   1. with --run, `ltv predict --transactions TRANSACTIONS --cutoff D --horizon-days H --out
      OUT/LABEL_D_H.parquet --report OUT/LABEL_D_H.json` in a fresh LTV_HOME (OUT/home-LABEL_D_H,
-     removed first), one case after another; without --run it reads the files a previous run
-     wrote;
+     removed first), one case after another (--src DIR: run the source tree DIR, e.g. a
+     `git archive` of a commit); without --run it reads the files a previous run wrote;
   2. the baselines, fitted with lifetimes directly on the rows with ts < D + 1 day (no project
      code): summary_data_from_transaction_data at day granularity, BetaGeoFitter and
      ParetoNBDFitter (penalizer 0, then 0.001 and 0.01 when a fit fails), GammaGammaFitter on
@@ -38,7 +38,8 @@ import pandas as pd
 
 from ltv_pipeline.lib import metrics
 
-VENV_LTV = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "ltv"
+VENV_PYTHON = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "python"
+CLI = "import sys; from ltv_pipeline.cli import main; sys.exit(main())"
 
 
 def read_transactions(path: str) -> pd.DataFrame:
@@ -95,11 +96,16 @@ def realised(tx: pd.DataFrame, cutoff: date, horizon: int, users: pd.Index) -> n
     return users.map(win.groupby("user_id")["amount"].sum()).fillna(0.0).to_numpy(float)
 
 
-def run_predict(path: str, cutoff: str, horizon: int, out: Path, tag: str) -> float:
+def run_predict(path: str, cutoff: str, horizon: int, out: Path, tag: str,
+                src: str | None = None) -> float:
+    """`ltv predict` in a fresh LTV_HOME; src: a source tree to run instead of this checkout
+    (e.g. `git archive` of a commit, so other people's uncommitted edits do not interfere)."""
     home = out / f"home-{tag}"
     shutil.rmtree(home, ignore_errors=True)
     env = {**os.environ, "LTV_HOME": str(home)}
-    cmd = [str(VENV_LTV), "predict", "--transactions", path, "--cutoff", cutoff,
+    if src:
+        env["PYTHONPATH"] = src
+    cmd = [str(VENV_PYTHON), "-c", CLI, "predict", "--transactions", path, "--cutoff", cutoff,
            "--horizon-days", str(horizon), "--out", str(out / f"{tag}.parquet"),
            "--report", str(out / f"{tag}.json")]
     t0 = time.perf_counter()
@@ -136,11 +142,13 @@ def evaluate(label: str, path: str, cutoff: str, horizon: int, out: Path, second
 
 
 def main(argv: list[str]) -> int:
-    run, out, specs = False, Path("/tmp/acc7-out"), []
+    run, out, specs, src = False, Path("/tmp/acc7-out"), [], None
     it = iter(argv)
     for a in it:
         if a == "--run":
             run = True
+        elif a == "--src":
+            src = next(it)
         elif a == "--out":
             out = Path(next(it))
         elif a == "--cdnow-csv":
@@ -156,7 +164,7 @@ def main(argv: list[str]) -> int:
     for spec in specs:
         label, rest = spec.split("=", 1)
         path, cutoff, h = rest.rsplit(":", 2)
-        seconds = run_predict(path, cutoff, int(h), out, f"{label}_{cutoff}_{h}") if run else None
+        seconds = run_predict(path, cutoff, int(h), out, f"{label}_{cutoff}_{h}", src) if run else None
         rows = evaluate(label, path, cutoff, int(h), out, seconds)
         table += rows
         champ, bases = rows[0], rows[1:]

@@ -79,3 +79,18 @@ def test_candidate_beating_both_baselines_on_gini_and_mae_wins_over_a_better_ran
     no_dom = pd.DataFrame([r for r in rows if r["model"] != "rfm_stack"])
     sel = champion.select_champion(no_dom)
     assert sel.champion == "gbm_tweedie" and "no candidate beats every baseline" in sel.reason
+
+
+def test_a_candidate_beating_both_baselines_has_the_wider_total_ratio_rail():
+    base = {"bgnbd_gg": {**GOOD, "gini": 0.60, "mae": 16.0, "total_ratio": 0.93},
+            "pareto_gg": {**GOOD, "gini": 0.61, "mae": 15.4, "total_ratio": 0.88}}
+    low = {**GOOD, "gini": 0.65, "mae": 14.6, "total_ratio": 0.77}  # MAE-leaning, dominates
+    sel = champion.select_champion(table({**base, "rfm_stack": low}))
+    assert sel.champion == "rfm_stack"
+    # the same total ratio without beating the baselines on MAE stays excluded
+    sel = champion.select_champion(table({**base, "rfm_stack": {**low, "mae": 15.5}}))
+    why = sel.table.set_index("model").loc["rfm_stack", "why_excluded"]
+    assert sel.champion == "pareto_gg" and "total_ratio 0.77 outside [0.8, 1.25]" in why
+    # below the wider rail it is excluded even when it dominates
+    sel = champion.select_champion(table({**base, "rfm_stack": {**low, "total_ratio": 0.6}}))
+    assert sel.champion == "pareto_gg"
