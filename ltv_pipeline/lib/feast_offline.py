@@ -1,35 +1,50 @@
-"""Feast's file (dask) offline store for sources that are folders of per-cutoff Parquet files.
+"""A Feast offline store whose point-in-time joins run in DuckDB on folders of Parquet files.
 
 feature_store.yaml names it (offline_store.type: ltv_pipeline.lib.feast_offline.
-CutoffFolderOfflineStore, Feast's extension point for offline stores). It is Feast 0.67's
-DaskOfflineStore with two changes while a retrieval is evaluated: each source is read as a single
-dask partition, as a one-file source always was, and strings are Arrow-backed.
+CutoffFolderOfflineStore, Feast's extension point for offline stores). It is Feast 0.67's file
+(dask) store except for get_historical_features with an entity DataFrame, which is one DuckDB
+query over the sources' files (a FileSource path is a folder data/<view>/ of per-cutoff files
+<YYYY-MM-DD>.parquet, or a single file). Feast's own duckdb store needs ibis-framework and
+crashes with the installed sqlglot extension (PITFALLS.md); the dask store took 24 s of CPU for
+900k entity rows, and fails on a folder of several files (its point-in-time de-duplication
+sorts several dask partitions, which dask 2026.8 refuses for a column of nulls).
+Materialization (pull_latest_from_table_or_query, pull_all_from_table_or_query) and the
+non-entity mode of get_historical_features (entity_df=None) stay the dask store's.
 
-Why: dask reads a folder as one partition per file. Feast left-joins the entity frame to every
-partition, so a file holding none of the requested entities yields a partition whose timestamps
-are all null, and its point-in-time de-duplication (sort_values over several partitions) then
-fails in dask 2026.8 ("Divisions calculation failed for non-numeric column '__event_timestamp'").
-Feast reads the source through the module function feast.infra.offline_stores.dask.
-_read_datasource, so this store swaps in a one-partition reader while it builds a retrieval.
+Semantics per feature view, as Feast's file store: the source is renamed by its field_mapping
+and the projection's join_key_map; an entity row gets the features of the source row with the
+same join keys and the latest timestamp_field <= its event timestamp (ties: the latest
+created_timestamp_column); a row older than event timestamp - ttl gives nulls (ttl 0 or None:
+no bound); with filter_by_created_timestamp, rows created after the entity timestamp are
+skipped. Entity timestamps: the column event_timestamp, else the only datetime column; naive
+values are UTC. Feature names are <view>__<feature> with full_feature_names.
 
-Strings: Feast sets dask's dataframe.convert-string to False at import (so that its results
-keep object columns). Dask then tokenizes every persisted frame by pickling its object columns,
-which is half the retrieval time for this repo's views (200k entity rows: 15.8 s CPU -> 8.2 s).
-Strings stay Arrow-backed inside the retrieval here; feature_store.training_frame gives every
-column one dtype per Feast type anyway (strings: object with None), so its output is unchanged.
+Where it differs from the file store (by design): every entity row comes back, in the input
+order, duplicates included (the file store de-duplicates rows sharing keys and timestamp,
+reorders them, and drops a row whose only source rows are later or older than ttl instead of
+giving nulls); timestamps are compared at microsecond precision; a source row with a null
+timestamp never matches.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
 from typing import Literal
 
-import dask
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from feast.infra.offline_stores import dask as feast_dask
+from feast.infra.offline_stores.file_source import FileSource, SavedDatasetFileStorage
+from feast.infra.offline_stores.offline_store import RetrievalJob, RetrievalMetadata
+from feast.infra.offline_stores.offline_utils import DEFAULT_ENTITY_DF_EVENT_TIMESTAMP_COL
+from feast.on_demand_feature_view import OnDemandFeatureView
+from feast.utils import _get_requested_feature_views_to_features_dict, _get_requested_on_demand_feature_views
 
-_SWAP = threading.Lock()
+ROW = "__entity_row"
+TS = "__entity_ts"
 
 
 class CutoffFolderOfflineStoreConfig(feast_dask.DaskOfflineStoreConfig):
@@ -39,28 +54,164 @@ class CutoffFolderOfflineStoreConfig(feast_dask.DaskOfflineStoreConfig):
         "ltv_pipeline.lib.feast_offline.CutoffFolderOfflineStore")
 
 
-@contextmanager
-def _one_partition_reads() -> Iterator[None]:
-    with _SWAP:
-        original = feast_dask._read_datasource
-        feast_dask._read_datasource = lambda source, repo_path: original(source, repo_path).repartition(npartitions=1)
-        try:
-            yield
-        finally:
-            feast_dask._read_datasource = original
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _files(source: FileSource, repo_path) -> str:
+    """The read_parquet argument of a source: its folder's *.parquet files, or its file."""
+    path = Path(str(FileSource.get_uri_for_file_path(repo_path=repo_path, uri=source.file_options.uri)))
+    if path.is_dir():
+        if not any(path.glob("*.parquet")):
+            raise FileNotFoundError(f"{path} holds no .parquet file: export the feature views first")
+        return _lit(str(path / "*.parquet"))
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such Parquet file or folder (source {source.name})")
+    return _lit(str(path))
+
+
+def _view_join(i: int, view, features: list[str], repo_path, full_names: bool,
+               filter_created: bool) -> tuple[str, str, list[str]]:
+    """(CTE of the view's source, join clause onto the entity rows e, select expressions)."""
+    source: FileSource = view.batch_source
+    back = {new: old for old, new in (source.field_mapping or {}).items()}
+    col = lambda name: _q(back.get(name, name))  # noqa: E731 - source column of a mapped name
+    keys = [(col(c.name), view.projection.join_key_map.get(c.name, c.name)) for c in view.entity_columns]
+    created = source.created_timestamp_column
+    cols = [f"{src} as __k{j}" for j, (src, _) in enumerate(keys)]
+    cols += [f"cast({col(source.timestamp_field)} as timestamptz) as __ts"]
+    cols += [f"cast({col(created)} as timestamptz) as __created"] if created else []
+    cols += [f"{col(f)} as __f{j}" for j, f in enumerate(features)]
+    cte = f"v{i}_src as (select {', '.join(cols)} from read_parquet({_files(source, repo_path)}, union_by_name = true))"
+    on = lambda f: [f"e.{_q(key)} = {f}.__k{j}" for j, (_, key) in enumerate(keys)]  # noqa: E731
+    ttl = view.ttl if view.ttl and view.ttl.total_seconds() else None
+    lower = f"e.{TS} - to_microseconds({ttl // timedelta(microseconds=1)})" if ttl else None
+    if filter_created and created:  # not an as-of join: the latest row created in time
+        cond = " and ".join(on("f") + [f"f.__ts <= e.{TS}", f"f.__created <= e.{TS}"] +
+                            ([f"f.__ts >= {lower}"] if lower else []))
+        cte += (f", v{i} as (select e.{ROW}, f.* from entities e join v{i}_src f on "
+                f"{cond} qualify row_number() over (partition by e.{ROW} "
+                "order by f.__ts desc, f.__created desc) = 1)")
+        join = f"left join v{i} f{i} on f{i}.{ROW} = e.{ROW}"
+    else:
+        if created:  # one row per keys and timestamp: the latest created
+            parts = ", ".join(f"__k{j}" for j in range(len(keys)))
+            cte += (f", v{i} as (select * from v{i}_src qualify row_number() over (partition by "
+                    f"{parts}, __ts order by __created desc nulls last) = 1)")
+        else:
+            cte += f", v{i} as (select * from v{i}_src)"
+        join = f"asof left join v{i} f{i} on {' and '.join(on(f'f{i}') + [f'e.{TS} >= f{i}.__ts'])}"
+    prefix = f"{view.projection.name_to_use()}__" if full_names else ""
+    exprs = [(f"case when f{i}.__ts >= {lower} then f{i}.__f{j} end" if lower else f"f{i}.__f{j}")
+             + f" as {_q(prefix + f)}" for j, f in enumerate(features)]
+    return cte, join, exprs
+
+
+def _entity_timestamp_column(entity_df: pd.DataFrame) -> str:
+    if DEFAULT_ENTITY_DF_EVENT_TIMESTAMP_COL in entity_df.columns:
+        return DEFAULT_ENTITY_DF_EVENT_TIMESTAMP_COL
+    stamps = entity_df.select_dtypes(include=["datetime", "datetimetz"]).columns
+    if len(stamps) != 1:
+        raise ValueError(f"Please provide an entity_df with a column named "
+                         f"{DEFAULT_ENTITY_DF_EVENT_TIMESTAMP_COL} representing the time of events.")
+    return stamps[0]
+
+
+def point_in_time(entity_df: pd.DataFrame, plan: list, repo_path, full_names: bool,
+                  filter_created: bool = False) -> pa.Table:
+    """entity_df (its event timestamps made UTC) with the features of plan, a list of
+    (feature view, feature names), appended: one row per entity row, in order."""
+    ts_col = _entity_timestamp_column(entity_df)
+    frame = entity_df.reset_index(drop=True)
+    frame[ts_col] = pd.to_datetime(frame[ts_col], utc=True)
+    keys = sorted({v.projection.join_key_map.get(c.name, c.name) for v, _ in plan for c in v.entity_columns})
+    missing = [k for k in keys if k not in frame.columns]
+    if missing:
+        raise ValueError(f"entity_df lacks the join key column(s) {missing}")
+    entities = pa.table({**{k: pa.array(frame[k]) for k in keys},
+                         TS: pa.array(frame[ts_col]).cast(pa.timestamp("us", "UTC"), safe=False),
+                         ROW: pa.array(range(len(frame)), pa.int64())})
+    ctes, joins, exprs = [], [], []
+    for i, (view, features) in enumerate(plan):
+        cte, join, cols = _view_join(i, view, features, repo_path, full_names, filter_created)
+        ctes.append(cte), joins.append(join), exprs.extend(cols)
+    query = (f"with {', '.join(ctes)} select {', '.join(exprs) or '1 as __none'} from entities e "
+             f"{' '.join(joins)} order by e.{ROW}")
+    with duckdb.connect() as con:
+        con.execute("set TimeZone = 'UTC'")
+        con.register("entities", entities)
+        got = con.sql(query).to_arrow_table()
+    out = pa.Table.from_pandas(frame, preserve_index=False)
+    for name in got.column_names if exprs else []:
+        out = out.append_column(name, got.column(name))
+    return out
+
+
+class CutoffFolderRetrievalJob(RetrievalJob):
+    """A lazy point_in_time query: run on each to_arrow()/to_df()."""
+
+    def __init__(self, run, full_feature_names: bool, on_demand_feature_views: list[OnDemandFeatureView],
+                 metadata: RetrievalMetadata, repo_path):
+        self._run, self._full, self._odfvs = run, full_feature_names, on_demand_feature_views
+        self._metadata, self.repo_path = metadata, repo_path
+
+    @property
+    def full_feature_names(self) -> bool:
+        return self._full
+
+    @property
+    def on_demand_feature_views(self) -> list[OnDemandFeatureView]:
+        return self._odfvs
+
+    @property
+    def metadata(self) -> RetrievalMetadata:
+        return self._metadata
+
+    def _to_arrow_internal(self, timeout=None) -> pa.Table:
+        return self._run()
+
+    def _to_df_internal(self, timeout=None) -> pd.DataFrame:
+        return self._run().to_pandas()
+
+    def persist(self, storage, allow_overwrite: bool = False, timeout=None) -> None:
+        """Write the result to a SavedDatasetFileStorage's local Parquet file."""
+        if not isinstance(storage, SavedDatasetFileStorage):
+            raise TypeError(f"CutoffFolderRetrievalJob persists to a SavedDatasetFileStorage, got {type(storage)}")
+        path = Path(str(FileSource.get_uri_for_file_path(repo_path=self.repo_path, uri=storage.file_options.uri)))
+        if path.exists() and not allow_overwrite:
+            raise FileExistsError(f"{path} exists (pass allow_overwrite=True to replace it)")
+        pq.write_table(self.to_arrow(), path)
 
 
 class CutoffFolderOfflineStore(feast_dask.DaskOfflineStore):
-    """DaskOfflineStore whose point-in-time joins read each source as one partition."""
+    """DaskOfflineStore whose point-in-time joins (entity DataFrame given) run in DuckDB."""
 
     @staticmethod
-    def get_historical_features(*args, **kwargs):
-        job = feast_dask.DaskOfflineStore.get_historical_features(*args, **kwargs)
-        build = job.evaluation_function  # Feast reads the sources when the job is evaluated
-
-        def evaluate():
-            with _one_partition_reads(), dask.config.set({"dataframe.convert-string": True}):
-                return build()
-
-        job.evaluation_function = evaluate
-        return job
+    def get_historical_features(config, feature_views, feature_refs, entity_df, registry, project,
+                                full_feature_names: bool = False, filter_by_created_timestamp: bool = False,
+                                **kwargs) -> RetrievalJob:
+        if not isinstance(entity_df, pd.DataFrame):  # non-entity mode, dask frames: the file store
+            return feast_dask.DaskOfflineStore.get_historical_features(
+                config, feature_views, feature_refs, entity_df, registry, project,
+                full_feature_names=full_feature_names,
+                filter_by_created_timestamp=filter_by_created_timestamp, **kwargs)
+        for view in feature_views:
+            if not isinstance(view.batch_source, FileSource):
+                raise TypeError(f"feature view {view.name}: {type(view).__name__} reads FileSources only")
+        odfvs = _get_requested_on_demand_feature_views(feature_refs, config.project, registry)
+        by_view, _ = _get_requested_feature_views_to_features_dict(feature_refs, feature_views, odfvs)
+        plan = list(by_view.items())
+        ts_col = _entity_timestamp_column(entity_df)
+        stamps = pd.to_datetime(entity_df[ts_col], utc=True)
+        metadata = RetrievalMetadata(features=feature_refs, keys=list(set(entity_df.columns) - {ts_col}),
+                                     min_event_timestamp=stamps.min().to_pydatetime(),
+                                     max_event_timestamp=stamps.max().to_pydatetime())
+        repo_path = config.repo_path
+        return CutoffFolderRetrievalJob(
+            lambda: point_in_time(entity_df, plan, repo_path, full_feature_names, filter_by_created_timestamp),
+            full_feature_names, OnDemandFeatureView.get_requested_odfvs(feature_refs, project, registry),
+            metadata, str(repo_path))
