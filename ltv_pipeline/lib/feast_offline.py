@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Literal
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -74,41 +75,42 @@ def _files(source: FileSource, repo_path) -> str:
     return _lit(str(path))
 
 
-def _view_join(i: int, view, features: list[str], repo_path, full_names: bool,
-               filter_created: bool) -> tuple[str, str, list[str]]:
-    """(CTE of the view's source, join clause onto the entity rows e, select expressions)."""
+def _view_join(con, i: int, view, features: list[str], repo_path, span, filter_created: bool):
+    """Read the view's source (the requested features of rows that can match entity
+    timestamps in span = (first, last)) into Arrow, register its keys as v{i}; returns
+    (the features, CTE, join clause onto the entity rows e, expression of the matched row)."""
     source: FileSource = view.batch_source
     back = {new: old for old, new in (source.field_mapping or {}).items()}
     col = lambda name: _q(back.get(name, name))  # noqa: E731 - source column of a mapped name
     keys = [(col(c.name), view.projection.join_key_map.get(c.name, c.name)) for c in view.entity_columns]
     created = source.created_timestamp_column
+    ttl = view.ttl if view.ttl and view.ttl.total_seconds() else None
     cols = [f"{src} as __k{j}" for j, (src, _) in enumerate(keys)]
     cols += [f"cast({col(source.timestamp_field)} as timestamptz) as __ts"]
     cols += [f"cast({col(created)} as timestamptz) as __created"] if created else []
     cols += [f"{col(f)} as __f{j}" for j, f in enumerate(features)]
-    cte = f"v{i}_src as (select {', '.join(cols)} from read_parquet({_files(source, repo_path)}, union_by_name = true))"
+    where = [f"__ts <= timestamptz {_lit(span[1].isoformat())}"]
+    where += [f"__ts >= timestamptz {_lit((span[0] - ttl).isoformat())}"] if ttl else []
+    table = con.sql(f"select {', '.join(cols)} from read_parquet({_files(source, repo_path)}, "
+                    f"union_by_name = true) where {' and '.join(where)}").to_arrow_table().combine_chunks()
+    con.register(f"v{i}_src", table.select([n for n in table.column_names if not n.startswith("__f")])
+                 .append_column("__rid", pa.array(np.arange(table.num_rows, dtype=np.int64))))
     on = lambda f: [f"e.{_q(key)} = {f}.__k{j}" for j, (_, key) in enumerate(keys)]  # noqa: E731
-    ttl = view.ttl if view.ttl and view.ttl.total_seconds() else None
     lower = f"e.{TS} - to_microseconds({ttl // timedelta(microseconds=1)})" if ttl else None
     if filter_created and created:  # not an as-of join: the latest row created in time
         cond = " and ".join(on("f") + [f"f.__ts <= e.{TS}", f"f.__created <= e.{TS}"] +
                             ([f"f.__ts >= {lower}"] if lower else []))
-        cte += (f", v{i} as (select e.{ROW}, f.* from entities e join v{i}_src f on "
-                f"{cond} qualify row_number() over (partition by e.{ROW} "
-                "order by f.__ts desc, f.__created desc) = 1)")
+        cte = (f"v{i} as (select e.{ROW}, f.* from entities e join v{i}_src f on {cond} "
+               f"qualify row_number() over (partition by e.{ROW} order by f.__ts desc, f.__created desc) = 1)")
         join = f"left join v{i} f{i} on f{i}.{ROW} = e.{ROW}"
     else:
-        if created:  # one row per keys and timestamp: the latest created
-            parts = ", ".join(f"__k{j}" for j in range(len(keys)))
-            cte += (f", v{i} as (select * from v{i}_src qualify row_number() over (partition by "
-                    f"{parts}, __ts order by __created desc nulls last) = 1)")
-        else:
-            cte += f", v{i} as (select * from v{i}_src)"
+        by = ", ".join(f"__k{j}" for j in range(len(keys)))
+        cte = (f"v{i} as (select * from v{i}_src qualify row_number() over (partition by {by}, __ts "
+               "order by __created desc nulls last) = 1)" if created  # ties: the latest created
+               else f"v{i} as (select * from v{i}_src)")
         join = f"asof left join v{i} f{i} on {' and '.join(on(f'f{i}') + [f'e.{TS} >= f{i}.__ts'])}"
-    prefix = f"{view.projection.name_to_use()}__" if full_names else ""
-    exprs = [(f"case when f{i}.__ts >= {lower} then f{i}.__f{j} end" if lower else f"f{i}.__f{j}")
-             + f" as {_q(prefix + f)}" for j, f in enumerate(features)]
-    return cte, join, exprs
+    rid = f"case when f{i}.__ts >= {lower} then f{i}.__rid end" if lower else f"f{i}.__rid"
+    return table.select([f"__f{j}" for j in range(len(features))]), cte, join, f"{rid} as __r{i}"
 
 
 def _entity_timestamp_column(entity_df: pd.DataFrame) -> str:
@@ -132,22 +134,25 @@ def point_in_time(entity_df: pd.DataFrame, plan: list, repo_path, full_names: bo
     missing = [k for k in keys if k not in frame.columns]
     if missing:
         raise ValueError(f"entity_df lacks the join key column(s) {missing}")
-    entities = pa.table({**{k: pa.array(frame[k]) for k in keys},
-                         TS: pa.array(frame[ts_col]).cast(pa.timestamp("us", "UTC"), safe=False),
-                         ROW: pa.array(range(len(frame)), pa.int64())})
-    ctes, joins, exprs = [], [], []
-    for i, (view, features) in enumerate(plan):
-        cte, join, cols = _view_join(i, view, features, repo_path, full_names, filter_created)
-        ctes.append(cte), joins.append(join), exprs.extend(cols)
-    query = (f"with {', '.join(ctes)} select {', '.join(exprs) or '1 as __none'} from entities e "
-             f"{' '.join(joins)} order by e.{ROW}")
+    stamps = pa.array(frame[ts_col]).cast(pa.timestamp("us", "UTC"), safe=False)
+    entities = pa.table({**{k: pa.array(frame[k]) for k in keys}, TS: stamps,
+                         ROW: pa.array(np.arange(len(frame), dtype=np.int64))})
+    span = (frame[ts_col].min(), frame[ts_col].max()) if len(frame) else (pd.Timestamp(0, tz="UTC"),) * 2
+    out = pa.Table.from_pandas(frame, preserve_index=False)
     with duckdb.connect() as con:
         con.execute("set TimeZone = 'UTC'")
         con.register("entities", entities)
-        got = con.sql(query).to_arrow_table()
-    out = pa.Table.from_pandas(frame, preserve_index=False)
-    for name in got.column_names if exprs else []:
-        out = out.append_column(name, got.column(name))
+        views = [_view_join(con, i, view, features, repo_path, span, filter_created)
+                 for i, (view, features) in enumerate(plan)]
+        ctes, rids = (", ".join(v[k] for v in views) for k in (1, 3))
+        joins = " ".join(v[2] for v in views)
+        picks = con.sql(f"with {ctes} select {rids} from entities e {joins} order by e.{ROW}"
+                        ).to_arrow_table() if views else None
+    for i, ((view, features), (table, *_)) in enumerate(zip(plan, views)):
+        rows = picks.column(f"__r{i}").combine_chunks()
+        prefix = f"{view.projection.name_to_use()}__" if full_names else ""
+        for j, feature in enumerate(features):
+            out = out.append_column(prefix + feature, table.column(j).take(rows))
     return out
 
 
