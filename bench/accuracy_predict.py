@@ -1,7 +1,8 @@
 """Issue #7's accuracy test through `ltv predict`, against lifetimes fitted directly.
 
 For each case LABEL=TRANSACTIONS:D:H (TRANSACTIONS: a .csv or .parquet in the input contract:
-user_id, ts, amount, optional is_refund):
+user_id, ts, amount, optional is_refund, in ONE currency: `ltv predict` has no --fx-rates, so
+the generator's EUR/GBP rows must be converted with its fx_rates.parquet first):
   1. with --run, `ltv predict --transactions TRANSACTIONS --cutoff D --horizon-days H --out
      OUT/LABEL_D_H.parquet --report OUT/LABEL_D_H.json` in a fresh LTV_HOME (OUT/home-LABEL_D_H,
      removed first), one case after another (--src DIR: run the source tree DIR, e.g. a
@@ -17,7 +18,7 @@ and prints MAE and normalized Gini of the champion (OUT's predicted_value) and b
 and whether the champion beats both on both.
 
   .venv/bin/python -m bench.accuracy_predict --run --out /tmp/acc7-out \\
-      cdnow=/tmp/acc7-out/cdnow.csv:1997-09-30:273 syn1=/tmp/acc7-out/syn1/transactions.parquet:2025-09-30:90
+      cdnow=/tmp/acc7-out/cdnow.csv:1997-09-30:273 syn11=/tmp/acc7-out/syn11/transactions_usd.parquet:2025-09-30:90
   .venv/bin/python -m bench.accuracy_predict --cdnow-csv /tmp/acc7-out/cdnow.csv  (writes the file)
 """
 
@@ -38,7 +39,7 @@ import pandas as pd
 
 from ltv_pipeline.lib import metrics
 
-VENV_PYTHON = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "python"
+VENV_PYTHON = Path(sys.executable)  # the venv running this script
 CLI = "import sys; from ltv_pipeline.cli import main; sys.exit(main())"
 
 
@@ -46,6 +47,10 @@ def read_transactions(path: str) -> pd.DataFrame:
     tx = pd.read_parquet(path) if path.endswith(".parquet") else pd.read_csv(path)
     tx = tx.assign(user_id=tx["user_id"].astype(str), ts=pd.to_datetime(tx["ts"]),
                    amount=tx["amount"].astype(float))
+    if "currency" in tx and tx["currency"].nunique() > 1:
+        raise ValueError(f"{path}: currencies {sorted(tx['currency'].unique())}: `ltv predict` takes no "
+                         "fx rates (other currencies are quarantined), so convert to one currency "
+                         "first (the generator's fx_rates.parquet: amount x rate_to_base of the day)")
     if "is_refund" in tx:
         tx["amount"] = np.where(tx["is_refund"].fillna(False).astype(bool), -tx["amount"], tx["amount"])
     return tx
