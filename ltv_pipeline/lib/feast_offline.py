@@ -2,28 +2,34 @@
 
 feature_store.yaml names it (offline_store.type: ltv_pipeline.lib.feast_offline.
 CutoffFolderOfflineStore, Feast's extension point for offline stores). It is Feast 0.67's file
-(dask) store except for get_historical_features with an entity DataFrame, which is one DuckDB
-query over the sources' files (a FileSource path is a folder data/<view>/ of per-cutoff files
-<YYYY-MM-DD>.parquet, or a single file). Feast's own duckdb store needs ibis-framework and
-crashes with the installed sqlglot extension (PITFALLS.md); the dask store took 24 s of CPU for
-900k entity rows, and fails on a folder of several files (its point-in-time de-duplication
-sorts several dask partitions, which dask 2026.8 refuses for a column of nulls).
-Materialization (pull_latest_from_table_or_query, pull_all_from_table_or_query) and the
-non-entity mode of get_historical_features (entity_df=None) stay the dask store's.
+(dask) store except for get_historical_features with an entity DataFrame, done here in DuckDB
+over the sources' files (a FileSource path is a folder data/<view>/ of per-cutoff files
+<YYYY-MM-DD>.parquet, or one file). Why: Feast's duckdb store needs ibis-framework and crashes
+with the installed sqlglot extension (PITFALLS.md); the dask store spent 22 s of CPU on 907k
+entity rows, and its point-in-time de-duplication fails on a folder of several files when a
+file holds none of the requested entities. Materialization (pull_latest_from_table_or_query,
+pull_all_from_table_or_query) and the non-entity mode (entity_df=None) stay the dask store's.
 
-Semantics per feature view, as Feast's file store: the source is renamed by its field_mapping
-and the projection's join_key_map; an entity row gets the features of the source row with the
-same join keys and the latest timestamp_field <= its event timestamp (ties: the latest
-created_timestamp_column); a row older than event timestamp - ttl gives nulls (ttl 0 or None:
-no bound); with filter_by_created_timestamp, rows created after the entity timestamp are
-skipped. Entity timestamps: the column event_timestamp, else the only datetime column; naive
-values are UTC. Feature names are <view>__<feature> with full_feature_names.
+How: per view, the requested columns of the source rows that an entity timestamp can reach
+(between the first entity timestamp - ttl and the last one) are read into Arrow; one DuckDB
+query as-of joins the entity rows to the views' keys and timestamps and returns, per entity
+row, the position of its source row; the features are gathered by position (a zero-copy slice
+when the entity rows matched consecutive source rows, e.g. entity rows in the export's order).
 
-Where it differs from the file store (by design): every entity row comes back, in the input
-order, duplicates included (the file store de-duplicates rows sharing keys and timestamp,
-reorders them, and drops a row whose only source rows are later or older than ttl instead of
-giving nulls); timestamps are compared at microsecond precision; a source row with a null
-timestamp never matches.
+Semantics per view, as Feast's file store: the source is renamed by its field_mapping and the
+projection's join_key_map; an entity row gets the source row with the same join keys and the
+latest timestamp_field <= its event timestamp (ties: the latest created_timestamp_column); a
+row older than the event timestamp - ttl gives nulls (ttl 0 or None: no bound); with
+filter_by_created_timestamp, rows created after the entity timestamp are skipped. The entity
+timestamp column is event_timestamp, else the only datetime column; naive values are UTC.
+Feature columns are <view>__<feature> with full_feature_names.
+
+Where it differs from the file store: every entity row comes back, in the input order,
+duplicates included (the file store de-duplicates rows sharing keys and timestamp, reorders
+them, and drops a row whose only source rows are later or older than ttl instead of giving
+nulls); created_timestamp ties are always won by the latest created row (the file store's
+unstable sort picks either); timestamps are compared at microsecond precision; a source row
+with a null timestamp never matches.
 """
 
 from __future__ import annotations
@@ -92,7 +98,7 @@ def _view_join(con, i: int, view, features: list[str], repo_path, span, filter_c
     where = [f"__ts <= timestamptz {_lit(span[1].isoformat())}"]
     where += [f"__ts >= timestamptz {_lit((span[0] - ttl).isoformat())}"] if ttl else []
     table = con.sql(f"select {', '.join(cols)} from read_parquet({_files(source, repo_path)}, "
-                    f"union_by_name = true) where {' and '.join(where)}").to_arrow_table().combine_chunks()
+                    f"union_by_name = true) where {' and '.join(where)}").to_arrow_table()
     con.register(f"v{i}_src", table.select([n for n in table.column_names if not n.startswith("__f")])
                  .append_column("__rid", pa.array(np.arange(table.num_rows, dtype=np.int64))))
     on = lambda f: [f"e.{_q(key)} = {f}.__k{j}" for j, (_, key) in enumerate(keys)]  # noqa: E731
@@ -104,8 +110,8 @@ def _view_join(con, i: int, view, features: list[str], repo_path, span, filter_c
                f"qualify row_number() over (partition by e.{ROW} order by f.__ts desc, f.__created desc) = 1)")
         join = f"left join v{i} f{i} on f{i}.{ROW} = e.{ROW}"
     else:
-        by = ", ".join(f"__k{j}" for j in range(len(keys)))
-        cte = (f"v{i} as (select * from v{i}_src qualify row_number() over (partition by {by}, __ts "
+        by = ", ".join([f"__k{j}" for j in range(len(keys))] + ["__ts"])
+        cte = (f"v{i} as (select * from v{i}_src qualify row_number() over (partition by {by} "
                "order by __created desc nulls last) = 1)" if created  # ties: the latest created
                else f"v{i} as (select * from v{i}_src)")
         join = f"asof left join v{i} f{i} on {' and '.join(on(f'f{i}') + [f'e.{TS} >= f{i}.__ts'])}"
@@ -151,9 +157,22 @@ def point_in_time(entity_df: pd.DataFrame, plan: list, repo_path, full_names: bo
     for i, ((view, features), (table, *_)) in enumerate(zip(plan, views)):
         rows = picks.column(f"__r{i}").combine_chunks()
         prefix = f"{view.projection.name_to_use()}__" if full_names else ""
+        start = _contiguous(rows)
+        table = table if start is not None else table.combine_chunks()  # take is slow over chunks
         for j, feature in enumerate(features):
-            out = out.append_column(prefix + feature, table.column(j).take(rows))
+            column = table.column(j)
+            out = out.append_column(prefix + feature, column.take(rows) if start is None
+                                    else column.slice(start, len(rows)))
     return out
+
+
+def _contiguous(rows: pa.Array) -> int | None:
+    """The first source row when the entity rows matched consecutive source rows (entity rows
+    in the export's order: the features are then a zero-copy slice), else None."""
+    if not len(rows) or rows.null_count:
+        return None
+    values = rows.to_numpy()
+    return int(values[0]) if values[-1] - values[0] == len(values) - 1 and (np.diff(values) == 1).all() else None
 
 
 class CutoffFolderRetrievalJob(RetrievalJob):
@@ -175,6 +194,11 @@ class CutoffFolderRetrievalJob(RetrievalJob):
     @property
     def metadata(self) -> RetrievalMetadata:
         return self._metadata
+
+    def to_df(self, validation_reference=None, timeout=None) -> pd.DataFrame:
+        """RetrievalJob.to_df without its reset_index, a copy of every column (to_pandas
+        already gives a RangeIndex)."""
+        return self.to_arrow(validation_reference=validation_reference, timeout=timeout).to_pandas()
 
     def _to_arrow_internal(self, timeout=None) -> pa.Table:
         return self._run()

@@ -167,3 +167,25 @@ def test_matches_feasts_file_store(case, full_names, filter_created):
     edge = got[got["user_id"].isin(["late", "old", "nobody"])]  # nobody, late, old, old, late again
     assert edge[names[0]].isna().tolist() == [True, True, True, False, True]
     assert edge[names[1]].iloc[3] == 2.0
+
+
+def test_entity_rows_in_export_order_get_their_own_rows(case, monkeypatch):
+    """Entity rows that are the source rows in file order take the zero-copy path; the same
+    rows reversed take the gather path; both give each row its own values."""
+    from ltv_pipeline.lib import feast_offline
+
+    store, _, _, stats, _ = case
+    stats = stats.sort_values("event_timestamp", kind="stable", ignore_index=True)  # the files' order
+    starts = []
+    monkeypatch.setattr(feast_offline, "_contiguous",
+                        lambda rows, f=feast_offline._contiguous: starts.append(f(rows)) or starts[-1])
+    rows = stats[["user_id", "event_timestamp"]]
+    refs = ["stats:n", "stats:country", "stats:flag"]
+    forward = store.get_historical_features(entity_df=rows, features=refs).to_df()
+    backward = store.get_historical_features(entity_df=rows.iloc[::-1], features=refs).to_df()
+    assert starts == [0, None]
+    for got in (forward, backward.iloc[::-1].reset_index(drop=True)):
+        assert got["user_id"].tolist() == stats["user_id"].tolist()
+        for name in ("n", "country", "flag"):
+            assert [None if _missing(v) else v for v in got[name]] == \
+                [None if _missing(v) else v for v in stats[name]]
