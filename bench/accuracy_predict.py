@@ -11,7 +11,9 @@ the generator's EUR/GBP rows must be converted with its fx_rates.parquet first):
      code): summary_data_from_transaction_data at day granularity, BetaGeoFitter and
      ParetoNBDFitter (penalizer 0, then 0.001 and 0.01 when a fit fails), GammaGammaFitter on
      repeat buyers with a positive mean spend; value = expected purchases in H days x the
-     conditional expected spend (the Gamma-Gamma population mean for one-time buyers);
+     conditional expected spend (the Gamma-Gamma population mean for one-time buyers); where
+     lifetimes' Pareto/NBD returns NaN (overflow, a handful of extreme customers) the
+     customer's BG/NBD value stands in;
   3. realised value: net revenue (refunds subtracted) over [D + 1 day, D + 1 day + H days) of
      every customer with a purchase by D;
 and prints MAE and normalized Gini of the champion (OUT's predicted_value) and both baselines,
@@ -82,6 +84,9 @@ def lifetimes_baselines(tx: pd.DataFrame, cutoff: date, horizon: int) -> tuple[p
             params[name] = dict(fit.params_)
             n = fit.conditional_expected_number_of_purchases_up_to_time(horizon, f, r, t)
             out[name] = np.asarray(n, float) * spend.to_numpy(float)
+    bad = ~np.isfinite(out["pareto_gg"])  # lifetimes' Pareto/NBD overflows for a few extreme rows
+    out.loc[bad, "pareto_gg"] = out.loc[bad, "bgnbd_gg"]
+    params["pareto_nan_replaced_by_bgnbd"] = int(bad.sum())
     return out, params
 
 
