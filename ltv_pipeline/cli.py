@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--transactions", type=existing_file, required=True)
     pr.add_argument("--users", type=existing_file)
     pr.add_argument("--events", type=existing_file)
+    pr.add_argument("--fx-rates", dest="fx_rates", type=existing_file,
+                    help="date, currency, rate_to_base (default: fx_rates.parquet or .csv "
+                    "beside --transactions, if there is one)")
     pr.add_argument("--cutoff", type=iso_date, required=True)
     pr.add_argument("--horizon-days", type=positive_int, required=True)
     pr.add_argument("--out", type=output_path, required=True)

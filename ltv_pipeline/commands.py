@@ -164,7 +164,13 @@ def _stage_inputs(args: argparse.Namespace) -> Path:
     staged = settings.ltv_home() / "inputs" / "predict"
     shutil.rmtree(staged, ignore_errors=True)
     staged.mkdir(parents=True)
-    for name in ("transactions", "users", "events"):
+    if args.fx_rates is None:  # the rates a source directory would hold beside its transactions
+        beside = [p for p in (args.transactions.with_name(f"fx_rates{s}") for s in (".parquet", ".csv"))
+                  if p.is_file()]
+        if beside:
+            args.fx_rates = beside[0]
+            progress(f"fx rates: {args.fx_rates} (beside --transactions; --fx-rates chooses another file)")
+    for name in ("transactions", "users", "events", "fx_rates"):
         path = getattr(args, name)
         if path is not None:
             if path.suffix not in (".csv", ".parquet"):
