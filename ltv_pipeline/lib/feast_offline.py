@@ -140,11 +140,11 @@ def point_in_time(entity_df: pd.DataFrame, plan: list, repo_path, full_names: bo
     missing = [k for k in keys if k not in frame.columns]
     if missing:
         raise ValueError(f"entity_df lacks the join key column(s) {missing}")
-    stamps = pa.array(frame[ts_col]).cast(pa.timestamp("us", "UTC"), safe=False)
-    entities = pa.table({**{k: pa.array(frame[k]) for k in keys}, TS: stamps,
+    out = pa.Table.from_pandas(frame, preserve_index=False)
+    stamps = out.column(ts_col).cast(pa.timestamp("us", "UTC"), safe=False)
+    entities = pa.table({**{k: out.column(k) for k in keys}, TS: stamps,
                          ROW: pa.array(np.arange(len(frame), dtype=np.int64))})
     span = (frame[ts_col].min(), frame[ts_col].max()) if len(frame) else (pd.Timestamp(0, tz="UTC"),) * 2
-    out = pa.Table.from_pandas(frame, preserve_index=False)
     with duckdb.connect() as con:
         con.execute("set TimeZone = 'UTC'")
         con.register("entities", entities)
