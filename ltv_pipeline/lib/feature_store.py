@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import yaml
 from feast import Entity, FeatureService, FeatureStore, FeatureView, RepoConfig
 from feast.data_source import DataSource
@@ -259,26 +260,51 @@ def training_frame(store: FeatureStore, entity_df: pd.DataFrame,
     clash = sorted(set(names) & set(entity_df.columns))
     if clash:
         raise ValueError(f"entity_df has columns named like features: {clash}")
-    unique = keys.drop_duplicates(ignore_index=True)
-    if unique.empty:
+    if keys.empty:
         raise ValueError("entity_df has no rows")
-    # Feast 0.67's file offline store de-duplicates and reorders entity rows, and drops those
-    # whose user has only later rows (instead of returning nulls): join back on both keys.
-    got = store.get_historical_features(entity_df=unique, features=list(plan.refs)).to_df()
-    got[TIMESTAMP] = pd.to_datetime(got[TIMESTAMP], utc=True)
-    got = got[[JOIN_KEY, TIMESTAMP, *names]]
-    if got.duplicated([JOIN_KEY, TIMESTAMP]).any():
-        raise RuntimeError("Feast returned more than one row for an entity row")
-    joined = keys.merge(got, on=[JOIN_KEY, TIMESTAMP], how="left", validate="many_to_one")
-    codes, stamps = pd.factorize(joined[TIMESTAMP])  # a few cutoffs: format each once
-    days = (stamps + pd.Timedelta(microseconds=1) - pd.Timedelta(days=1)).strftime("%Y-%m-%d")
-    expected = pd.Series(np.asarray(days, dtype=object)[codes], index=joined.index)
-    _check_markers(joined, markers, expected, "that cutoff is not in the export; build it with "
-                   "dbt, then re-export (the feast_registry asset)")
-    out = _typed(joined[names].copy(), plan).drop(columns=list(markers))
-    result = pd.concat([entity_df.reset_index(drop=True), out], axis=1)
+    # This repo's offline store (lib/feast_offline.py) returns every entity row in input
+    # order, duplicates included: its Arrow columns are used as they come. Feast's own file
+    # store de-duplicates and reorders entity rows, and drops those whose user has only later
+    # rows (instead of returning nulls): with such a store the rows are joined back on both keys.
+    got = store.get_historical_features(entity_df=keys, features=list(plan.refs)).to_arrow()
+    features = [n for n in names if n not in markers]
+    aligned = got.num_rows == len(keys) and \
+        got.column(JOIN_KEY).to_numpy(zero_copy_only=False).tolist() == keys[JOIN_KEY].tolist()
+    if aligned:
+        found = pd.DataFrame({JOIN_KEY: keys[JOIN_KEY].to_numpy(),
+                              **{m: got.column(m).to_pandas() for m in markers}})
+        typed = pa.table({n: got.column(n).cast(_ARROW_KINDS[plan.kinds[n]]) for n in features}).to_pandas()
+    else:
+        found = _joined_back(keys, got.to_pandas(), names)
+        typed = _typed(found[names].copy(), plan)
+    _check_markers(found, markers, _cutoff_days(keys[TIMESTAMP]), "that cutoff is not in the "
+                   "export; build it with dbt, then re-export (the feast_registry asset)")
+    result = entity_df.reset_index(drop=True)
+    for name in features:
+        result[name] = typed[name].to_numpy()
     result.index = entity_df.index
     return result
+
+
+# The dtype of each kind of feature in a training frame, cast in Arrow (to_pandas then gives
+# float64 with NaN, object strings with None, datetime64[ns, UTC]); _typed does the same in pandas.
+_ARROW_KINDS = {"num": pa.float64(), "str": pa.string(), "ts": pa.timestamp("ns", "UTC")}
+
+
+def _cutoff_days(stamps: pd.Series) -> pd.Series:
+    """The cutoff date (YYYY-MM-DD) each entity timestamp stands for (cutoff_timestamp's inverse)."""
+    codes, uniques = pd.factorize(stamps)  # a few cutoffs: format each once
+    days = (uniques + pd.Timedelta(microseconds=1) - pd.Timedelta(days=1)).strftime("%Y-%m-%d")
+    return pd.Series(np.asarray(days, dtype=object)[codes], index=stamps.index)
+
+
+def _joined_back(keys: pd.DataFrame, got: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """A store's result (de-duplicated, reordered) joined back to every entity row."""
+    got[TIMESTAMP] = pd.to_datetime(got[TIMESTAMP], utc=True)
+    got = got[[JOIN_KEY, TIMESTAMP, *names]].drop_duplicates([JOIN_KEY, TIMESTAMP, *names])
+    if got.duplicated([JOIN_KEY, TIMESTAMP]).any():
+        raise RuntimeError("Feast returned more than one row for an entity row")
+    return keys.merge(got, on=[JOIN_KEY, TIMESTAMP], how="left", validate="many_to_one")
 
 
 def _entity_keys(entity_df: pd.DataFrame) -> pd.DataFrame:

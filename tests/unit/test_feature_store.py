@@ -185,3 +185,35 @@ def test_duplicate_entity_rows_keep_their_positions_and_index(ltv_home):
     pd.testing.assert_frame_equal(got[entities.columns], entities)
     assert got["n_orders"].tolist()[:5] == [3.0, 0.0, 3.0, 1.0, 2.0] and got["n_orders"].iloc[6] == 0.0
     assert np.isnan(got["n_orders"].iloc[5])
+
+
+def test_a_store_that_deduplicates_and_reorders_rows_gives_the_same_frame(ltv_home, monkeypatch):
+    """Feast's own file store returns each (user, timestamp) once, in another order, and drops
+    rows without a match: training_frame joins such a result back to every entity row."""
+    from feast_marts import random_marts
+
+    features, btyd = random_marts(30, [D0, D1])
+    store = build_store(ltv_home, features, btyd)
+    rng = np.random.default_rng(1)
+    entities = pd.DataFrame({"user_id": [f"u{i:03d}" for i in rng.integers(0, 35, 80)],
+                             "cutoff_date": rng.choice([D0, D1], 80)})
+    aligned = {service: fs.training_frame(store, entities, service) for service in ("ltv_model_v1", "btyd_v1")}
+    original = store.get_historical_features
+    markers = {m for service in aligned for m in fs.service_plan(store, service).markers}
+
+    class Shuffled:
+        def __init__(self, job):
+            self.job = job
+
+        def to_arrow(self):
+            frame = self.job.to_df().drop_duplicates(["user_id", "event_timestamp"])
+            marker = [c for c in frame.columns if c in markers][0]
+            frame = frame[frame[marker].notna()].iloc[::-1]
+            import pyarrow as pa
+            return pa.Table.from_pandas(frame, preserve_index=False)
+
+    monkeypatch.setattr(store, "get_historical_features", lambda **kw: Shuffled(original(**kw)))
+    assert aligned["ltv_model_v1"]["revenue_total"].notna().sum() > 20
+    assert aligned["ltv_model_v1"]["revenue_total"].isna().any()
+    for service, frame in aligned.items():
+        pd.testing.assert_frame_equal(fs.training_frame(store, entities, service), frame)
