@@ -331,6 +331,19 @@ def fit_gamma_gamma(summary: pd.DataFrame, penalizers=DEFAULT_PENALIZERS, *,
     return SpendFit({}, mean, True, None, 0, notes)
 
 
+def _patterns(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(code of each row's combination of values, index of the first row of each code): column
+    by column, so every intermediate key stays below rows**2 (a MultiIndex factorize of the
+    same columns takes about 0.7 s per million rows; this about 0.1 s)."""
+    codes = np.zeros(len(columns[0]), dtype=np.int64)
+    for column in columns:
+        c, uniques = pd.factorize(column, use_na_sentinel=False)
+        codes, _ = pd.factorize(codes * len(uniques) + c)
+    first = np.empty(codes.max() + 1 if len(codes) else 0, dtype=np.int64)
+    first[codes[::-1]] = np.arange(len(codes))[::-1]
+    return codes, first
+
+
 def _count_forecast(fit: BTYDFit, sub: pd.DataFrame, horizon: float):
     """(expected_purchases, p_alive, model) per row; historical rate where the model can't."""
     f, r, t = (sub[c].to_numpy(float) for c in _KEYS)
@@ -339,8 +352,8 @@ def _count_forecast(fit: BTYDFit, sub: pd.DataFrame, horizon: float):
         n = np.where(t + prior > 0, (f + rate * prior) / (t + prior), rate) * horizon
     p_alive, source = np.ones(len(f)), np.full(len(f), FALLBACK, dtype=object)
     if fit.fitter is not None and len(f):
-        codes, uniq = pd.MultiIndex.from_frame(sub[_KEYS]).factorize()  # forecast each pattern once
-        uf, ur, ut = (uniq.get_level_values(i).to_numpy(float) for i in range(3))
+        codes, first = _patterns(f, r, t)  # forecast each (frequency, recency, T) once
+        uf, ur, ut = f[first], r[first], t[first]
         expected = fit.fitter.conditional_expected_number_of_purchases_up_to_time
         with _quiet():
             un = np.asarray(expected(horizon, uf, ur, ut))

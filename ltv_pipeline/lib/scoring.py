@@ -38,6 +38,12 @@ def forecast(population: pd.DataFrame, summary: pd.DataFrame, horizon_days: int,
     cold = population["is_cold_start"].fillna(False).to_numpy(bool)
     frame: pd.DataFrame | None = None
     intervals: dict[str, np.ndarray] = {}  # p10/p90 the champion itself returns (rfm_stack)
+    predicted: dict[str, pd.DataFrame] = {}  # each summary model's forecast, computed once
+
+    def summary_forecast(name: str) -> pd.DataFrame:
+        if name not in predicted:
+            predicted[name] = models[name].predict(summary, horizon_days).set_index("user_id")
+        return predicted[name]
 
     def values(name: str) -> np.ndarray:
         nonlocal frame
@@ -50,7 +56,7 @@ def forecast(population: pd.DataFrame, summary: pd.DataFrame, horizon_days: int,
             return np.asarray(model.combine({m: values(m) for m in model.weights}), dtype=float)
         if summary.empty:  # nobody with a purchase yet: summary models forecast nothing
             return np.zeros(len(users))
-        pred = model.predict(summary, horizon_days).set_index("user_id")
+        pred = summary_forecast(name)
         if name == champion:
             for q in ("p10", "p90"):
                 if q in pred.columns:
@@ -63,10 +69,10 @@ def forecast(population: pd.DataFrame, summary: pd.DataFrame, horizon_days: int,
             return intervals[q]
         return values(f"gbm_quantile_{q}") if f"gbm_quantile_{q}" in models else np.nan
 
-    btyd = models["bgnbd_gg"].predict(summary, horizon_days).set_index("user_id")
-    predicted = np.clip(values(champion), 0.0, None)
+    value = np.clip(values(champion), 0.0, None)
+    btyd = summary_forecast("bgnbd_gg")
     out = users.assign(
-        predicted_value=predicted,
+        predicted_value=value,
         p10=interval("p10"),
         p90=interval("p90"),
         p_alive=users["user_id"].map(btyd["p_alive"]).to_numpy(float),
