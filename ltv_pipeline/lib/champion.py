@@ -95,7 +95,7 @@ def select_champion(table: pd.DataFrame, rule: Rule = Rule()) -> Selection:
     if pool.empty:
         pool, rails = means, "no candidate passes the guard rails, so all were ranked"
     pool = pool[pool[rule.primary].notna()]
-    pool, rails = _dominant(pool, means, rule, rails)
+    pool, rails = _dominant(pool, dom, means, rule, rails)
     if pool.empty:
         return Selection(rule.default, f"{rule.primary} undefined for every candidate: default "
                          f"rule picks {rule.default}", True, origins, means.reset_index())
@@ -119,13 +119,13 @@ def _dominates(means: pd.DataFrame, rule: Rule) -> pd.Series:
     return (means[rule.primary] > base[rule.primary].max()) & (means[rule.tiebreak] < base[rule.tiebreak].min())
 
 
-def _dominant(pool: pd.DataFrame, means: pd.DataFrame, rule: Rule,
+def _dominant(pool: pd.DataFrame, dominates: pd.Series, means: pd.DataFrame, rule: Rule,
               rails: str) -> tuple[pd.DataFrame, str]:
+    """The pool narrowed to the candidates that beat every baseline (_dominates), if any."""
     base = means.loc[[b for b in rule.baselines if b in means.index]]
     if base.empty or pool.empty:
         return pool, rails
-    best_p, best_t = base[rule.primary].max(), base[rule.tiebreak].min()
-    dom = pool[(pool[rule.primary] > best_p) & (pool[rule.tiebreak] < best_t)]
+    dom = pool[dominates.reindex(pool.index, fill_value=False)]
     if len(dom):
         return dom, (f"{rails}; {len(dom)} candidate(s) beat every baseline {list(base.index)} on "
                      f"{rule.primary} and {rule.tiebreak}: chosen among them")
