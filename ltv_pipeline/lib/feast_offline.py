@@ -242,5 +242,4 @@ class CutoffFolderOfflineStore(feast_dask.DaskOfflineStore):
         repo_path = config.repo_path
         return CutoffFolderRetrievalJob(
             lambda: point_in_time(entity_df, plan, repo_path, full_feature_names, filter_by_created_timestamp),
-            full_feature_names, OnDemandFeatureView.get_requested_odfvs(feature_refs, project, registry),
-            metadata, str(repo_path))
+            full_feature_names, odfvs, metadata, str(repo_path))
