@@ -40,7 +40,7 @@ def _store(work: Path):
 
     store = fs.feature_store(work)
     exported = all(fs.cutoff_file(work / "feast" / v.batch_source.path, BENCH_CUTOFF).is_file()
-                   for v in fs.repo_objects() if isinstance(v, fs.FeatureView))
+                   for v in fs.repo_objects() if isinstance(v, fs.feast.FeatureView))
     if not exported:
         fs.export_cutoffs(work / "warehouse.duckdb", work, [BENCH_CUTOFF])
     if not (work / "feast" / "registry.db").is_file():

@@ -25,7 +25,6 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 PSI_EPSILON = 1e-4
 
@@ -67,6 +66,8 @@ def ks(reference, current) -> float:
     ref, cur = ref[np.isfinite(ref)], cur[np.isfinite(cur)]
     if ref.size == 0 or cur.size == 0:
         raise ValueError("KS needs finite values on both sides")
+    from scipy import stats  # imported when used: the drift sensor's module loads with the definitions
+
     return float(stats.ks_2samp(ref, cur).statistic)
 
 

@@ -23,18 +23,25 @@ import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import yaml
-from feast import Entity, FeatureService, FeatureStore, FeatureView, RepoConfig
-from feast.data_source import DataSource
-from feast.types import Bool, Float64, Int64, String, UnixTimestamp
 
 from ltv_pipeline import settings
 from ltv_pipeline.lib import warehouse
+from ltv_pipeline.lib.lazy import lazy
+
+if TYPE_CHECKING:
+    from feast import FeatureService, FeatureStore, FeatureView, RepoConfig
+
+# Imported on first use (lib/lazy.py): loading the Dagster definitions must not pay for Feast.
+feast = lazy("feast")
+feast_types = lazy("feast.types")
 
 FEATURE_STORE_YAML = settings.FEATURE_REPO_DIR / "feature_store.yaml"
 REPO_MODULES = ("entities", "data_sources", "features", "feature_services")
@@ -44,10 +51,29 @@ TIMESTAMP = "event_timestamp"
 CUTOFF_TAG = "cutoff_field"
 LTV_MODEL_SERVICE = "ltv_model_v1"
 BTYD_SERVICE = "btyd_v1"
-FEAST_KINDS = (Entity, DataSource, FeatureView, FeatureService)
-# DuckDB type each Feast type is exported as (the parquet types Feast then reads).
-SQL_TYPES = {Float64: "double", Int64: "bigint", String: "varchar", Bool: "boolean",
-             UnixTimestamp: "timestamp"}
+
+
+@cache
+def feast_kinds() -> tuple[type, ...]:
+    """The Feast object classes repo_objects collects."""
+    from feast.data_source import DataSource
+
+    return (feast.Entity, DataSource, feast.FeatureView, feast.FeatureService)
+
+
+@cache
+def sql_types() -> dict[object, str]:
+    """DuckDB type each Feast type is exported as (the parquet types Feast then reads)."""
+    t = feast_types
+    return {t.Float64: "double", t.Int64: "bigint", t.String: "varchar", t.Bool: "boolean",
+            t.UnixTimestamp: "timestamp"}
+
+
+@cache
+def value_kinds() -> dict[object, str]:
+    """The kind (num, str or ts) a Feast type is read back as."""
+    t = feast_types
+    return {t.Int64: "num", t.Float64: "num", t.Bool: "num", t.String: "str", t.UnixTimestamp: "ts"}
 
 
 class StaleFeaturesError(ValueError):
@@ -72,7 +98,7 @@ def repo_config(ltv_home: Path | None = None) -> RepoConfig:
     environment) and repo_path = LTV_HOME/feast, where the sources' relative paths resolve."""
     home = Path(ltv_home) if ltv_home is not None else settings.ltv_home()
     text = string.Template(FEATURE_STORE_YAML.read_text()).safe_substitute(LTV_HOME=str(home))
-    config = RepoConfig(**yaml.safe_load(text))
+    config = feast.RepoConfig(**yaml.safe_load(text))
     config.repo_path = feast_home(home)
     return config
 
@@ -81,7 +107,7 @@ def feature_store(ltv_home: Path | None = None) -> FeatureStore:
     """The FeatureStore of LTV_HOME (creates LTV_HOME/feast/data if needed)."""
     config = repo_config(ltv_home)
     (config.repo_path / "data").mkdir(parents=True, exist_ok=True)
-    return FeatureStore(config=config)
+    return feast.FeatureStore(config=config)
 
 
 def repo_objects() -> list[object]:
@@ -96,7 +122,7 @@ def repo_objects() -> list[object]:
         if Path(module.__file__).parent != settings.FEATURE_REPO_DIR:
             raise ImportError(f"module {name!r} comes from {module.__file__}, not feature_repo/")
         for value in vars(module).values():
-            if isinstance(value, FEAST_KINDS) and not any(value is seen for seen in found):
+            if isinstance(value, feast_kinds()) and not any(value is seen for seen in found):
                 found.append(value)
     return found
 
@@ -120,10 +146,10 @@ def export_columns(view: FeatureView) -> list[str]:
     for field in view.features:
         if field.name == marker:
             cols.append(f"strftime(cutoff_date, '%Y-%m-%d') as {marker}")
-        elif field.dtype not in SQL_TYPES:
+        elif field.dtype not in sql_types():
             raise TypeError(f"{view.name}.{field.name}: no export rule for Feast type {field.dtype}")
         else:
-            cols.append(f'cast("{field.name}" as {SQL_TYPES[field.dtype]}) as "{field.name}"')
+            cols.append(f'cast("{field.name}" as {sql_types()[field.dtype]}) as "{field.name}"')
     return cols
 
 
@@ -146,7 +172,7 @@ def export_cutoffs(warehouse_path: Path, ltv_home: Path | None = None,
     """
     base = feast_home(ltv_home)
     wanted = None if cutoffs is None else sorted({pd.Timestamp(c).date() for c in cutoffs})
-    views = [v for v in repo_objects() if isinstance(v, FeatureView)]
+    views = [v for v in repo_objects() if isinstance(v, feast.FeatureView)]
     written: dict[str, int] = {}
     with warehouse.connect(warehouse_path, read_only=True) as con:
         present = {v.name: {r[0] for r in con.execute(
@@ -199,7 +225,6 @@ class ServicePlan:
     kinds: dict[str, str]
 
 
-_KINDS = {Int64: "num", Float64: "num", Bool: "num", String: "str", UnixTimestamp: "ts"}
 _PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -221,7 +246,7 @@ def service_plan(store: FeatureStore, service: str | FeatureService) -> ServiceP
         for feature in [marker, *(f.name for f in projection.features)]:
             refs.append(f"{projection.name_to_use()}:{feature}")
             names.append(feature)
-            kinds[feature] = _KINDS[dtypes[feature]]
+            kinds[feature] = value_kinds()[dtypes[feature]]
     if len(set(names)) != len(names):
         raise ValueError(f"feature service {name} repeats a feature name: {names}")
     plan = ServicePlan(tuple(refs), tuple(names), tuple(markers), kinds)

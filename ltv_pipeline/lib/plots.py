@@ -6,11 +6,17 @@ from __future__ import annotations
 import base64
 import io
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+from ltv_pipeline.lib.lazy import lazy
+
+
+def _agg_backend(pyplot) -> None:
+    pyplot.switch_backend("Agg")
+
+
+# Imported on first use (lib/lazy.py): loading the Dagster definitions must not pay for it.
+plt = lazy("matplotlib.pyplot", _agg_backend)
 
 
 def _markdown(fig, title: str) -> str:

@@ -15,21 +15,28 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import great_expectations as gx
-import great_expectations.execution_engine.pandas_execution_engine as gx_pandas
-import great_expectations.expectations as gxe
 import numpy as np
 import pandas as pd
-from great_expectations.data_context.types.base import ProgressBarsConfig
 
 from ltv_pipeline.lib.jsonable import to_jsonable
+from ltv_pipeline.lib.lazy import lazy
 
 SAMPLE_SIZE = 5
 
-# GX fingerprints every pandas batch it loads (md5 of pandas' hash of the whole frame, a third
-# of the validation time on millions of rows) for a batch marker nothing here reads; GX itself
-# skips it for frames over HASH_THRESHOLD bytes. Skip it always (tests/unit/test_quality.py).
-gx_pandas.HASH_THRESHOLD = 0
+
+
+def _skip_frame_hash(pandas_engine) -> None:
+    """GX fingerprints every pandas batch it loads (md5 of pandas' hash of the whole frame, a
+    third of the validation time on millions of rows) for a batch marker nothing here reads; GX
+    itself skips it for frames over HASH_THRESHOLD bytes. Skip it always
+    (tests/unit/test_quality.py)."""
+    pandas_engine.HASH_THRESHOLD = 0
+
+
+# Imported on first use (lib/lazy.py): loading the Dagster definitions must not pay for GX.
+gx = lazy("great_expectations")
+gxe = lazy("great_expectations.expectations")
+gx_pandas = lazy("great_expectations.execution_engine.pandas_execution_engine", _skip_frame_hash)
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,9 @@ def run_suite(df: pd.DataFrame, suite: QualitySuite, sample_size: int = SAMPLE_S
     except Exception as exc:  # a frame the rule cannot even be computed on fails the suite
         failure = FailedExpectation("derive_columns", [], exceptions=[f"{type(exc).__name__}: {exc}"])
         return QualityResult(suite.name, False, len(df), 0, [failure])
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    gx_pandas._load()  # applies _skip_frame_hash before GX loads the batch
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     batch = (

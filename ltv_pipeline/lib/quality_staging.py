@@ -11,11 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-import great_expectations as gx
-import great_expectations.expectations as gxe
 import pandas as pd
 
-from ltv_pipeline.lib.quality import QualityResult, QualitySuite, run_suite
+from ltv_pipeline.lib.quality import QualityResult, QualitySuite, gx, gxe, run_suite
 from ltv_pipeline.lib.quality_suites import at_least, columns_present, iso_currency, make_suite, not_null
 from ltv_pipeline.lib.schema import EVENT_NAMES
 

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-import great_expectations as gx
-import great_expectations.expectations as gxe
 import pandas as pd
 
 from ltv_pipeline.lib.currencies import ISO_4217_CODES
-from ltv_pipeline.lib.quality import QualitySuite
+from ltv_pipeline.lib.quality import QualitySuite, gx, gxe
 from ltv_pipeline.lib.schema import CONTRACTS, EVENT_NAMES
 
 MART_KEYS = ("user_id", "cutoff_date")

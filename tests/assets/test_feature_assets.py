@@ -25,7 +25,7 @@ SQL_VALUES = {Float64: "i * 1.5", Int64: "i", Bool: "i % 2 = 0", String: "'c' ||
 
 def write_marts(home: Path, n_features: int, n_btyd: int) -> None:
     """Users u000.. at cutoffs D0 and D1; every feature column valued from the user number."""
-    views = {v.name: v for v in fs.repo_objects() if isinstance(v, fs.FeatureView)}
+    views = {v.name: v for v in fs.repo_objects() if isinstance(v, fs.feast.FeatureView)}
     with duckdb.connect(str(home / "warehouse.duckdb")) as con:
         con.execute("create schema if not exists marts")
         for name, n in (("customer_features", n_features), ("customer_btyd_summary", n_btyd)):

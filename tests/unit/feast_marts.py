@@ -13,7 +13,7 @@ from feast.types import Bool, Float64, Int64, String, UnixTimestamp
 from ltv_pipeline.lib import feature_store as fs
 
 D0, D1, D2 = date(2025, 6, 30), date(2025, 9, 30), date(2025, 12, 31)
-VIEWS = {v.name: v for v in fs.repo_objects() if isinstance(v, fs.FeatureView)}
+VIEWS = {v.name: v for v in fs.repo_objects() if isinstance(v, fs.feast.FeatureView)}
 DEFAULTS = {Float64: 1.5, Int64: 3, Bool: False, String: "x", UnixTimestamp: pd.Timestamp("2025-01-01")}
 
 

@@ -15,7 +15,6 @@ from ltv_pipeline import groups
 from ltv_pipeline.defs.resources import WarehouseResource
 from ltv_pipeline.defs.transform.assets import build_dbt_assets
 from ltv_pipeline.lib import feature_store as fs
-from ltv_pipeline.lib import online_store
 from ltv_pipeline.partitions import daily_partitions
 
 # The marts behind the feature views (their FileSources' dbt_model tags).
@@ -69,6 +68,8 @@ def online_features(context: dg.AssetExecutionContext, warehouse_db: WarehouseRe
     rows (their cutoff marker says which). A re-run of D replaces those customers' rows. A run
     over a range of dates (a backfill) writes its last date only: the store serves one row per
     customer."""
+    from ltv_pipeline.lib import online_store  # imports Feast's online store modules
+
     home = Path(warehouse_db.ltv_home)
     as_of = date.fromisoformat(max(context.partition_keys))
     store = fs.feature_store(home)

@@ -89,7 +89,9 @@ def gx_check(
     suite suite_builder() builds. Default name: check_<asset>_quality."""
     key = dg.AssetKey.from_coercible(asset_key)
     check_name = name or f"check_{key.path[-1]}_quality"
-    suite_name = suite_builder().name
+    # the builder's name, not its suite's: building a suite would import GX at definitions load
+    builder = getattr(suite_builder, "func", suite_builder)  # functools.partial or a function
+    suite_name = getattr(builder, "__name__", "suite").removesuffix("_suite")
 
     @dg.asset_check(
         asset=key,

@@ -1,0 +1,44 @@
+"""Heavy libraries imported on first use (no Dagster imports).
+
+Loading the Dagster definitions imports every asset module; importing feast and
+great_expectations eagerly cost about 7.5 s of the 15 s that took (python -X importtime), paid
+by every `ltv` command, every run worker and every test process. Modules that need them only
+inside functions bind a LazyModule instead: `gx = lazy("great_expectations")` and the first
+attribute access (gx.ExpectationSuite) imports the module.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+
+class LazyModule:
+    """A module imported on the first attribute access; `on_import(module)` runs once then."""
+
+    def __init__(self, name: str, on_import: Callable[[ModuleType], None] | None = None) -> None:
+        self._name = name
+        self._on_import = on_import
+        self._module: ModuleType | None = None
+
+    def _load(self) -> ModuleType:
+        if self._module is None:
+            module = importlib.import_module(self._name)
+            if self._on_import is not None:
+                self._on_import(module)
+            self._module = module
+        return self._module
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._load(), attr)
+
+    def __repr__(self) -> str:
+        state = "imported" if self._module is not None else "not imported yet"
+        return f"<lazy module {self._name!r} ({state})>"
+
+
+def lazy(name: str, on_import: Callable[[ModuleType], None] | None = None) -> Any:
+    """The module `name`, imported when first used (typed Any: attributes are the module's)."""
+    return LazyModule(name, on_import)
