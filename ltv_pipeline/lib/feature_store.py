@@ -14,6 +14,7 @@ StaleFeaturesError instead of serving an older cutoff's row.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import string
 import sys
@@ -33,7 +34,7 @@ import pyarrow as pa
 import yaml
 
 from ltv_pipeline import settings
-from ltv_pipeline.lib import warehouse
+from ltv_pipeline.lib import files, warehouse
 from ltv_pipeline.lib.lazy import lazy
 
 if TYPE_CHECKING:
@@ -157,6 +158,40 @@ def cutoff_file(folder: Path, cutoff: date | str) -> Path:
     """The export of one cutoff in a source's folder: <folder>/<YYYY-MM-DD>.parquet (a plain name,
     not a hive-style k=v one, so dask reads the folder's files as they are)."""
     return folder / f"{pd.Timestamp(cutoff):%Y-%m-%d}.parquet"
+
+
+ONLINE_AS_OF_FILE = "online_as_of.json"
+
+
+def online_as_of(ltv_home: Path | None = None) -> date | None:
+    """The cutoff the online store was last materialized as of (LTV_HOME/feast/online_as_of.json),
+    or None when it never was or that cutoff's export no longer exists (the marts were rebuilt
+    without it, e.g. after loading other data: the record no longer says anything)."""
+    path = feast_home(ltv_home) / ONLINE_AS_OF_FILE
+    try:
+        day = date.fromisoformat(json.loads(path.read_text())["as_of"])
+    except (FileNotFoundError, KeyError, ValueError, TypeError):
+        return None
+    views = feast_home(ltv_home) / "data"
+    exported = views.is_dir() and any(cutoff_file(v, day).is_file() for v in views.iterdir() if v.is_dir())
+    return day if exported else None
+
+
+def record_online_as_of(day: date, ltv_home: Path | None = None) -> None:
+    files.write_json({"as_of": day.isoformat()}, feast_home(ltv_home) / ONLINE_AS_OF_FILE)
+
+
+def online_write_plan(dates: Sequence[date], current: date | None) -> tuple[date | None, str]:
+    """Which date a run over `dates` writes to the online store, and why. One date: that date
+    (an explicit request, even an older one). A range (a backfill): its last date, unless the
+    store is already as of a later date (a backfill of the past must not move serving back)."""
+    last = max(dates)
+    if len(dates) == 1:
+        return last, f"the run's date {last}"
+    if current is not None and current > last:
+        return None, (f"the online store is already as of {current}, later than this backfill's "
+                      f"last date {last}; materialize a single date to move it back")
+    return last, f"the backfill's last date {last}"
 
 
 def export_cutoffs(warehouse_path: Path, ltv_home: Path | None = None,

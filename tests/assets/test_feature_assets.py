@@ -120,3 +120,37 @@ def test_feature_registry_fails_clearly_without_a_warehouse(ltv_home):
     assert not result.success
     failure = result.failure_data_for_node("feast_registry")
     assert "no warehouse at" in failure.error.cause.message
+
+
+def test_a_backfill_of_the_past_leaves_a_newer_online_store_alone_but_a_single_date_moves_it(ltv_home):
+    write_marts(ltv_home, n_features=5, n_btyd=5)
+    assert materialize("2025-09-30").success
+    assert fs.online_as_of(ltv_home) == D1
+    store = fs.feature_store(ltv_home)
+
+    backfill = dg.materialize([online_features], resources=shared_resources(), tags={
+        "dagster/asset_partition_range_start": "2025-06-29", "dagster/asset_partition_range_end": "2025-06-30"})
+    mats = backfill.asset_materializations_for_node("online_features")
+    assert sorted(m.partition for m in mats) == ["2025-06-29", "2025-06-30"]
+    meta = {k: v.value for k, v in mats[-1].metadata.items()}
+    assert meta["users_written"] == 0 and meta["as_of"] == "2025-09-30"
+    assert "already as of 2025-09-30" in meta["skipped"]
+    assert online_store.online_features(store, ["u001"])["feature_cutoff_date"].tolist() == ["2025-09-30"]
+
+    single = dg.materialize([online_features], resources=shared_resources(), partition_key="2025-06-30")
+    assert metadata(single, "online_features")["users_written"] == 5
+    assert fs.online_as_of(ltv_home) == D0
+    assert online_store.online_features(store, ["u001"])["feature_cutoff_date"].tolist() == ["2025-06-30"]
+
+
+def test_the_online_date_record_is_ignored_once_its_export_is_gone(ltv_home):
+    assert fs.online_as_of(ltv_home) is None
+    fs.record_online_as_of(D1, ltv_home)
+    assert fs.online_as_of(ltv_home) is None  # no export of D1: the record says nothing
+    write_marts(ltv_home, n_features=5, n_btyd=5)
+    fs.export_cutoffs(ltv_home / "warehouse.duckdb", ltv_home)
+    assert fs.online_as_of(ltv_home) == D1
+    assert fs.online_write_plan([D0, date(2025, 7, 1)], D1)[0] is None
+    assert fs.online_write_plan([D0, D1], D1)[0] == D1
+    assert fs.online_write_plan([D0], D1)[0] == D0
+    assert fs.online_write_plan([D0, D1], None)[0] == D1

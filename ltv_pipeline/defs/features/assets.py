@@ -66,17 +66,24 @@ def online_features(context: dg.AssetExecutionContext, warehouse_db: WarehouseRe
     date D: one row per customer known at D with cutoff D's features of every feature view,
     read from D's export file, for `ltv score-user`. Customers absent at D keep their older
     rows (their cutoff marker says which). A re-run of D replaces those customers' rows. A run
-    over a range of dates (a backfill) writes its last date only: the store serves one row per
-    customer."""
+    over a range of dates (a backfill) writes its last date only (the store serves one row per
+    customer), and nothing when the store is already as of a later date: a backfill of the past
+    never moves serving back (metadata `skipped` says so); a single older date does."""
     from ltv_pipeline.lib import online_store  # imports Feast's online store modules
 
     home = Path(warehouse_db.ltv_home)
-    as_of = date.fromisoformat(max(context.partition_keys))
+    dates = sorted(date.fromisoformat(k) for k in context.partition_keys)
+    current = fs.online_as_of(home)
+    as_of, why = fs.online_write_plan(dates, current)
+    if as_of is None:
+        context.log.info(f"online store left as of {current}: {why}")
+        return dg.MaterializeResult(metadata={"as_of": str(current), "users_written": 0, "skipped": why})
     store = fs.feature_store(home)
     started = time.perf_counter()
     written = online_store.materialize_online(store, as_of)
+    fs.record_online_as_of(as_of, home)
     seconds = time.perf_counter() - started
-    context.log.info(f"online store as of {as_of}: {written} rows in {seconds:.1f} s")
+    context.log.info(f"online store as of {as_of} ({why}): {written} rows in {seconds:.1f} s")
     return dg.MaterializeResult(
         metadata={
             "as_of": as_of.isoformat(),
