@@ -43,8 +43,7 @@ def _store(work: Path):
                    for v in fs.repo_objects() if isinstance(v, fs.feast.FeatureView))
     if not exported:
         fs.export_cutoffs(work / "warehouse.duckdb", work, [BENCH_CUTOFF])
-    if not (work / "feast" / "registry.db").is_file():
-        fs.apply_repo(store)
+    fs.apply_repo(store)  # idempotent; recreates online tables of another store type's layout
     return store
 
 

@@ -1,13 +1,21 @@
-"""lib.online_store: the fast SQLite write against Feast's own writer, and online reads."""
+"""lib.online_store: the bulk write into online_sqlite's store against Feast's own writers and
+Feast's own SQLite store, and online reads."""
 
 from __future__ import annotations
 
 import sqlite3
+import string
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from feast_marts import D0, D1, D2, build_store, mart_frame, random_marts
+import yaml
+from feast import FeatureStore, RepoConfig
+from feast.infra.key_encoding_utils import serialize_entity_key
+from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
+from feast.protos.feast.types.Value_pb2 import Value as ValueProto
+from feast_marts import D0, D1, D2, build_store, mart_frame, random_marts, write_marts
 
 from ltv_pipeline.lib import feature_store as fs
 from ltv_pipeline.lib import online_store
@@ -16,7 +24,7 @@ TABLES = ("ltv_customer_features", "ltv_customer_btyd_summary")
 
 
 def table_rows(store) -> dict[str, list[tuple]]:
-    """Every row of Feast's online tables, all columns, sorted."""
+    """Every row of the online tables, all columns, sorted."""
     with sqlite3.connect(store.config.online_store.path) as con:
         rows = {t: sorted(con.execute(f"select * from {t}").fetchall(), key=repr) for t in TABLES}
     con.close()
@@ -31,34 +39,62 @@ def online_values(store, ids):
     return {s: online_store.online_features(store, ids, s) for s in ("ltv_model_v1", "btyd_v1")}
 
 
-def test_fast_write_stores_the_rows_and_serves_the_values_of_feasts_own_writer(tmp_path, monkeypatch):
+def feast_sqlite_store(home, features, btyd) -> FeatureStore:
+    """The repo over Feast's own SQLite online store (type: sqlite), the reference."""
+    fs.export_cutoffs(write_marts(home, features, btyd), home)
+    settings = yaml.safe_load(string.Template(fs.FEATURE_STORE_YAML.read_text()).safe_substitute(LTV_HOME=str(home)))
+    settings["online_store"] = {"type": "sqlite", "path": str(home / "feast" / "feast_sqlite.db")}
+    config = RepoConfig(**settings)
+    config.repo_path = fs.feast_home(home)
+    store = FeatureStore(config=config)
+    fs.apply_repo(store)
+    return store
+
+
+def test_bulk_write_serves_the_values_of_feasts_own_writer_and_feasts_own_store(tmp_path, monkeypatch):
     features, btyd = random_marts(60, [D0, D1], seed=3)
-    features.loc[0, "revenue_total"] = -0.0  # a distinct bit pattern from 0.0
-    features.loc[1, "revenue_total"] = 0.0
+    features.loc[60, "revenue_total"] = -0.0  # u000 at D1: a distinct bit pattern from 0.0
+    features.loc[61, "revenue_total"] = 0.0
+    features.loc[62, "monetary_mean"] = float("nan")  # stored as a null, as Feast does
     ids = [f"u{i:03d}" for i in range(60)] + ["nobody"]
     results = {}
-    for writer in ("feast", "fast"):
+    for writer in ("feast_sqlite", "feast", "fast"):
         home = tmp_path / writer
         home.mkdir()
         monkeypatch.setenv("LTV_HOME", str(home))
-        store = build_store(home, features.copy(), btyd.copy())
+        if writer == "feast_sqlite":
+            store = feast_sqlite_store(home, features.copy(), btyd.copy())
+            assert not online_store.fast_write_supported(store)
+        else:
+            store = build_store(home, features.copy(), btyd.copy())
+            assert online_store.fast_write_supported(store)
         for cutoff in (D0, D1):  # the second cutoff updates existing rows (the upsert)
             for view in store.list_feature_views():
                 table = export(store, view, cutoff)
-                if writer == "feast":
-                    online_store.feast_write(store, view, table)
+                if writer == "fast":
+                    online_store.write_view(store, view, table, rows_per_transaction=7)
                 else:
-                    online_store.write_view(store, view, table, users_per_transaction=7)
-        results[writer] = (table_rows(store), online_values(store, ids))
+                    online_store.write_view(store, view, table) if writer == "feast_sqlite" else \
+                        online_store.feast_write(store, view, table)
+        rows = None if writer == "feast_sqlite" else table_rows(store)
+        results[writer] = (rows, online_values(store, ids))
 
+    reference = results["feast_sqlite"][1]
     (feast_rows, feast_values), (fast_rows, fast_values) = results["feast"], results["fast"]
-    assert {t: len(r) for t, r in fast_rows.items()} == {"ltv_customer_features": 60 * 57,
-                                                          "ltv_customer_btyd_summary": 60 * 6}
-    assert fast_rows == feast_rows  # entity_key, feature_name, value, value_text, event_ts, ...
-    for service, frame in feast_values.items():
+    assert {t: len(r) for t, r in fast_rows.items()} == {t: 60 for t in TABLES}  # a row per user and view
+    assert fast_rows == feast_rows  # entity_key, event_ts, created_ts, vals: the same bytes
+    key = serialize_entity_key(EntityKeyProto(join_keys=["user_id"], entity_values=[ValueProto(string_val="u000")]),
+                               entity_key_serialization_version=3)
+    assert key in {r[0] for r in fast_rows["ltv_customer_features"]}
+    for service, frame in reference.items():
         pd.testing.assert_frame_equal(fast_values[service], frame)
+        pd.testing.assert_frame_equal(feast_values[service], frame)
         assert set(frame.iloc[:60].filter(like="cutoff_date").stack()) == {"2025-09-30"}
-    assert fast_values["ltv_model_v1"]["revenue_total"].isna().sum() > 0  # nulls were written
+    got = fast_values["ltv_model_v1"]
+    assert got["revenue_total"].isna().sum() > 0  # nulls were written
+    assert got["revenue_total"].iloc[:2].tolist() == [0.0, 0.0]
+    assert np.signbit(got["revenue_total"].iloc[:2]).tolist() == [True, False]
+    assert pd.isna(got["monetary_mean"].iloc[2])
 
 
 def test_online_features_equal_the_historical_features_of_the_scoring_date(ltv_home):
