@@ -162,9 +162,9 @@ STAGES = {f.__name__: f for f in (generate, ingest, raw_quality_suites, duckdb_f
                                   btyd_bgnbd_weighted, btyd_bgnbd_unweighted)}
 # Stages of other domains live in their own modules (each a STAGES dict of the same form);
 # they run after these, in this order, on the same work directory.
-from bench import stages_feast, stages_scoring  # noqa: E402
+from bench import stages_feast, stages_predict, stages_scoring  # noqa: E402
 
-STAGES |= stages_feast.STAGES | stages_scoring.STAGES
+STAGES |= stages_feast.STAGES | stages_scoring.STAGES | stages_predict.STAGES
 
 if __name__ == "__main__":
     stage, work, n = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])

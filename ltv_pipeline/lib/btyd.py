@@ -24,11 +24,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from lifetimes import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
+from lifetimes import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter
+
+from ltv_pipeline.lib.btyd_pareto import ParetoNBDFast
 
 COUNT_MODELS = {
     "bgnbd": (BetaGeoFitter, ("r", "alpha", "a", "b")),
-    "pareto": (ParetoNBDFitter, ("r", "alpha", "s", "beta")),
+    "pareto": (ParetoNBDFast, ("r", "alpha", "s", "beta")),  # lifetimes' likelihood, faster
     "mbgnbd": (ModifiedBetaGeoFitter, ("r", "alpha", "a", "b")),
 }
 FALLBACK = "historical_rate"
@@ -247,6 +249,31 @@ def _base_rate(summary: pd.DataFrame) -> dict[str, float]:
             "prior_days": total_t / n if n else 0.0}
 
 
+# Fits already made in this process, keyed by everything a fit depends on: the model, the
+# weighted (frequency, recency, T) rows, the penalizers and the options. One `ltv predict`
+# fits the same cutoff's summary several times (btyd_models, rfm_stack's internal cutoffs,
+# the backtest's origins and their rfm_stack cutoffs overlap on the same 30-day grid); a
+# Pareto/NBD fit is seconds per 25k patterns. Same input, same result: the cache is exact.
+_FITS: dict[tuple, tuple] = {}
+MAX_CACHED_FITS = 48
+
+
+def _fit_key(model: str, rows: pd.DataFrame, penalizers, options: dict) -> tuple:
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=16)
+    for c in (*_KEYS, "w"):
+        digest.update(np.ascontiguousarray(rows[c].to_numpy(float)).tobytes())
+    return (model, tuple(map(float, penalizers)), repr(sorted(options.items())), len(rows),
+            digest.hexdigest())
+
+
+def _remember(key: tuple, value: tuple) -> None:
+    if len(_FITS) >= MAX_CACHED_FITS:
+        _FITS.pop(next(iter(_FITS)))  # the oldest
+    _FITS[key] = value
+
+
 def _fit_one(summary, model, penalizers, min_customers, options) -> BTYDFit:
     n, base = len(summary), _base_rate(summary)
     fit = BTYDFit(model, dict(base), None, False, True, [], n_customers=n, base_rate=base)
@@ -258,8 +285,13 @@ def _fit_one(summary, model, penalizers, min_customers, options) -> BTYDFit:
                          "model, which forecasts 0 purchases")
     else:
         rows = summary.groupby(_KEYS, as_index=False).size().rename(columns={"size": "w"})
-        attempt = lambda p: _fit_count(model, rows, p, options)  # noqa: E731
-        fitter, pen, fit.attempts = _ladder(penalizers, attempt, fit.notes)
+        key = _fit_key(model, rows, penalizers, options)
+        if key not in _FITS:
+            notes: list[str] = []
+            attempt = lambda p: _fit_count(model, rows, p, options)  # noqa: E731
+            _remember(key, (*_ladder(penalizers, attempt, notes), notes))
+        fitter, pen, attempts, notes = _FITS[key]
+        fit.attempts, fit.notes = [dict(a) for a in attempts], list(notes)
         if fitter is None:
             fit.notes.append(f"no penalizer in {tuple(penalizers)} converged: using the {FALLBACK} model")
             return fit

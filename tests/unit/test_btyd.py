@@ -274,3 +274,31 @@ def test_fits_pickle_and_forecast_identically_after_loading():
         after = btyd.predict(fit2, spend2, summary, 30)
         pd.testing.assert_frame_equal(before, after)
         assert fit2.params == fit.params and fit2.fitter is not None
+
+
+@pytest.mark.parametrize("params", [(0.55, 0.74, 0.61, 0.82), (0.3, 2.0, 1.5, 0.4),
+                                    (2.0, 0.5, 0.2, 3.0), (1.0, 1.0, 1.0, 1.0)])
+def test_fast_pareto_likelihood_equals_lifetimes(cdnow, params):
+    from ltv_pipeline.lib.btyd_pareto import ParetoNBDFast
+
+    rows = cdnow.groupby(["frequency", "recency", "T"], as_index=False).size()
+    args = (rows["frequency"].to_numpy().astype(int), rows["recency"].to_numpy() / 50.0,
+            rows["T"].to_numpy() / 50.0, rows["size"].to_numpy(), 0.01)
+    with np.errstate(all="ignore"):
+        expected = ParetoNBDFitter._negative_log_likelihood(np.array(params), *args)
+        got = ParetoNBDFast._negative_log_likelihood(np.array(params), *args)
+    assert np.isfinite(expected) and got == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_fit_on_the_same_rows_is_reused_and_other_rows_refit(cdnow, monkeypatch):
+    first = btyd.fit_btyd(cdnow, "bgnbd")
+    calls = []
+    real = btyd._fit_count
+    monkeypatch.setattr(btyd, "_fit_count", lambda *a: calls.append(a) or real(*a))
+    again = btyd.fit_btyd(cdnow.sample(frac=1.0, random_state=1), "bgnbd")  # same rows, new order
+    assert calls == [] and again.params == first.params and again is not first
+    again.notes.append("changed by a caller")
+    assert "changed by a caller" not in btyd.fit_btyd(cdnow, "bgnbd").notes
+    older = cdnow.assign(T=cdnow["T"] + 7)  # one week later: other patterns, a new fit
+    moved = btyd.fit_btyd(older, "bgnbd")
+    assert len(calls) == 1 and moved.params != first.params
