@@ -121,20 +121,20 @@ def erase_parquet_rows(root: Path, ids: list[str]) -> Removed:
 
 
 def erase_online_store(home: Path, ids: list[str]) -> Removed:
-    """Delete the ids' rows from every table of Feast's SQLite online store, keyed as Feast's
-    writer keys them (lib/online_store._entity_keys: serialize_entity_key). Other online stores
-    (Redis) are not handled here: nothing is configured to use one."""
-    from ltv_pipeline.lib import feature_store, online_store
+    """Delete the ids' rows from every table of the SQLite online store (this repo's
+    lib/online_sqlite store or Feast's own sqlite one: both key rows by Feast's
+    serialize_entity_key, lib/online_store._entity_keys). Other online stores (Redis) are not
+    handled here: nothing is configured to use one."""
+    from ltv_pipeline.lib import feature_store, online_sqlite, online_store
 
     removed: Removed = {}
     if not (Path(home) / "feast" / "registry.db").exists():
         return removed
     store = feature_store.feature_store(Path(home))
-    if store.config.online_store.type != "sqlite":
+    if store.config.online_store.type not in ("sqlite", online_sqlite.STORE_TYPE):
         raise RuntimeError(f"online store type {store.config.online_store.type!r}: erasure supports "
-                           "Feast's SQLite store only; erase the ids there by hand")
-    db = Path(store.config.online_store.path)
-    db = db if db.is_absolute() else Path(store.config.repo_path) / db
+                           "the SQLite stores only; erase the ids there by hand")
+    db = online_sqlite.db_path(store.config)
     if not db.exists():
         return removed
     views = store.list_feature_views()

@@ -34,7 +34,9 @@ def online_rows(home: Path, user_id: str) -> int:
     view = store.list_feature_views()[0]
     key = online_store._entity_keys(store, view, pa.table({"user_id": [user_id]}))[0]
     with sqlite3.connect(home / "feast" / "online_store.db") as con:
-        tables = [r[0] for r in con.execute("select name from sqlite_master where type = 'table'")]
+        tables = [t for (t,) in con.execute("select name from sqlite_master where type = 'table'")
+                  if any(c[1] == "entity_key" for c in con.execute(f'pragma table_info("{t}")'))]
+        assert tables, "the online store has no table of entity rows"
         return sum(con.execute(f'select count(*) from "{t}" where entity_key = ?', [key]).fetchone()[0]
                    for t in tables)
 

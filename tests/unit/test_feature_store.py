@@ -50,7 +50,7 @@ def test_feature_store_yaml_substitutes_ltv_home_and_holds_no_secret(tmp_path):
             yield from keys(value) if isinstance(value, dict) else ()
 
     raw = yaml.safe_load((settings.FEATURE_REPO_DIR / "feature_store.yaml").read_text())
-    assert raw["project"] == "ltv" and raw["online_store"]["type"] == "sqlite"
+    assert raw["project"] == "ltv" and raw["online_store"]["type"] == "ltv_pipeline.lib.online_sqlite.WideSqliteOnlineStore"
     assert not set(keys(raw)) & {"password", "token", "secret", "client_secret", "username"}
 
 
