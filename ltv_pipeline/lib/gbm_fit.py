@@ -42,6 +42,16 @@ def _bound_rows(frame: pd.DataFrame, cut: pd.Series, max_rows: int, seed: int, i
     return keep
 
 
+def bound_keys(keys: pd.DataFrame, max_rows: int = MAX_ROWS, seed: int = 0,
+               cutoff_col: str = "cutoff_date", id_col: str = "user_id") -> tuple[pd.DataFrame, list[str]]:
+    """The (user_id, cutoff) rows train_family would keep from a frame of these keys (same rule
+    and hash), so a caller can drop the others before fetching their features."""
+    notes: list[str] = []
+    cut = pd.to_datetime(keys[cutoff_col]).dt.normalize()
+    keep = _bound_rows(keys, cut, max_rows, seed, id_col, notes)
+    return (keys if keep.all() else keys[keep]), notes
+
+
 def _constant(objective: str, y: np.ndarray) -> float:
     if len(y) == 0:
         return 0.0

@@ -297,6 +297,17 @@ def training_frame(days: pd.DataFrame, cutoffs: list[date], h: int,
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
+def bound_rows(frame: pd.DataFrame, max_rows: int, seed: int, notes: list[str]) -> pd.DataFrame:
+    """At most max_rows rows besides the newest cutoff (early stopping and the value map's
+    fitting cutoff, kept whole): the newest training cutoffs whole, older ones sampled by a
+    hash of (user_id, cutoff, seed), as gbm_fit bounds the LightGBM family's rows."""
+    from ltv_pipeline.lib.gbm_fit import _bound_rows
+
+    cut = pd.to_datetime(frame["cutoff_date"])
+    keep = _bound_rows(frame, cut, max_rows, seed, "user_id", notes)
+    return frame if keep.all() else frame[keep].reset_index(drop=True)
+
+
 def train_stack(days: pd.DataFrame, as_of: date, horizon_days: int,
                 cfg: StackConfig = StackConfig(), cache: dict | None = None) -> RFMStack:
     """rfm_stack as of `as_of` (module docstring). Only day rows <= as_of are read, whatever
@@ -314,6 +325,7 @@ def train_stack(days: pd.DataFrame, as_of: date, horizon_days: int,
         raise StackUnavailable(f"{NAME}: {len(cutoffs)} training cutoff(s) and {len(frame)} rows "
                                f"before {as_of} at horizon {h} (need 2 and 200)")
     notes: list[str] = []
+    frame = bound_rows(frame, cfg.max_rows, cfg.seed, notes)
     booster = fit_booster(frame, cfg.seed, notes, cfg.n_bags)
     family = gbm.train_family(frame, FEATURES, [], members=["quantile_p10", "quantile_p90"],
                               max_rows=cfg.max_rows, seed=cfg.seed)

@@ -249,6 +249,21 @@ def test_max_rows_keeps_the_newest_cutoffs_whole_and_is_order_independent(train,
     assert not np.array_equal(other_seed.predict(held_out), model.predict(held_out))
 
 
+def test_bound_keys_keeps_the_rows_train_family_keeps(train):
+    from ltv_pipeline.lib import gbm_fit
+
+    keys, notes = gbm_fit.bound_keys(train[["user_id", "cutoff_date"]], max_rows=4000)
+    assert 3900 < len(keys) - 1500 < 4100 and any("max_rows 4000" in n for n in notes)
+    fetched = train.loc[keys.index]  # only these rows' features are fetched
+    kw = {"members": ["l2"], "max_rows": 4000}
+    full = gbm.train_family(train, FEATURES, CATEGORICAL, **kw)["l2"]
+    bounded = gbm.train_family(fetched, FEATURES, CATEGORICAL, **kw)["l2"]
+    assert bounded.n_train_rows == full.n_train_rows
+    np.testing.assert_array_equal(bounded.predict(train), full.predict(train))
+    same, none = gbm_fit.bound_keys(train[["user_id", "cutoff_date"]], max_rows=10**6)
+    assert len(same) == len(train) and none == []
+
+
 def test_importance_ranks_signal_above_noise(family):
     imp = gbm.importance(family)
     assert {"member", "part", "feature", "gain", "split", "gain_share"} <= set(imp.columns)

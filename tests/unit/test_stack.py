@@ -135,3 +135,15 @@ def test_scoring_with_the_marts_summary_uses_the_revenue_snapshot(days, model):
                                model.predict(summary, H)["predicted_value"])
     with pytest.raises(ValueError, match="needs revenue_total"):
         model.predict(marts_like.assign(cutoff_date=AS_OF + timedelta(days=1)), H)
+
+
+def test_bound_rows_keeps_the_newest_cutoff_whole_and_samples_older_ones(days):
+    frame = stack.training_frame(stack.normalise_days(days), [AS_OF - timedelta(days=H + 30 * j)
+                                                              for j in (2, 1, 0)], H)
+    newest = frame["cutoff_date"] == frame["cutoff_date"].max()
+    notes: list[str] = []
+    budget = int((~newest).sum() * 0.6)
+    kept = stack.bound_rows(frame, budget, 0, notes)
+    assert (kept["cutoff_date"] == frame["cutoff_date"].max()).sum() == newest.sum()
+    assert 0.8 * budget < len(kept) - newest.sum() <= 1.2 * budget and notes
+    assert stack.bound_rows(frame, len(frame), 0, []) is frame

@@ -11,7 +11,7 @@ from pydantic import Field
 from ltv_pipeline import groups, settings
 from ltv_pipeline.defs.quality.factory import result_path
 from ltv_pipeline.defs.resources import ModelRegistryResource, WarehouseResource
-from ltv_pipeline.lib import feature_store, gbm, marts, plots, quality, stack, training
+from ltv_pipeline.lib import feature_store, gbm, gbm_fit, marts, plots, quality, stack, training
 from ltv_pipeline.lib.quality_suites import training_window_suite
 from ltv_pipeline.lib.registry import fingerprint_frame
 
@@ -94,6 +94,9 @@ def gbm_models(context: dg.AssetExecutionContext, config: GBMConfig,
         context.log.warning(note)
         return dg.MaterializeResult(metadata={"note": note, "trained": False})
     t0 = time.perf_counter()
+    labels, bounded = gbm_fit.bound_keys(labels, config.max_rows, config.seed)  # before retrieval
+    for line in bounded:
+        context.log.info(line)
     store = feature_store.feature_store(settings.ltv_home())
     feats = feature_store.training_frame(store, labels[["user_id", "cutoff_date"]])
     frame = training.model_frame(feats, training.btyd_features(summaries, plan.horizon_days), labels)
