@@ -36,13 +36,14 @@ def _store(work: Path):
 
     os.environ["LTV_HOME"] = str(work)
     from bench.stages import BENCH_CUTOFF
+    from ltv_pipeline.lib import feature_exports as exports
     from ltv_pipeline.lib import feature_store as fs
 
     store = fs.feature_store(work)
-    exported = all(fs.cutoff_file(work / "feast" / v.batch_source.path, BENCH_CUTOFF).is_file()
+    exported = all(exports.cutoff_file(work / "feast" / v.batch_source.path, BENCH_CUTOFF).is_file()
                    for v in fs.repo_objects() if isinstance(v, fs.feast.FeatureView))
     if not exported:
-        fs.export_cutoffs(work / "warehouse.duckdb", work, [BENCH_CUTOFF])
+        exports.export_cutoffs(work / "warehouse.duckdb", work, [BENCH_CUTOFF])
     fs.apply_repo(store)  # idempotent; recreates online tables of another store type's layout
     return store
 
@@ -50,10 +51,11 @@ def _store(work: Path):
 def feast_export(work: Path, n: int) -> None:
     """export_cutoffs of the bench cutoff (both marts) and apply."""
     from bench.stages import BENCH_CUTOFF
+    from ltv_pipeline.lib import feature_exports as exports
     from ltv_pipeline.lib import feature_store as fs
 
     t0 = time.perf_counter()
-    rows = fs.export_cutoffs(work / "warehouse.duckdb", work, [BENCH_CUTOFF])
+    rows = exports.export_cutoffs(work / "warehouse.duckdb", work, [BENCH_CUTOFF])
     _say(n, f"feast export of cutoff {BENCH_CUTOFF}: {rows} in {time.perf_counter() - t0:.2f} s")
     fs.apply_repo(_store(work))
 
@@ -64,10 +66,11 @@ def feast_retrieval(work: Path, n: int) -> None:
     import pyarrow.parquet as pq
 
     from bench.stages import BENCH_CUTOFF
+    from ltv_pipeline.lib import feature_exports as exports
     from ltv_pipeline.lib import feature_store as fs
 
     store = _store(work)
-    users = pq.read_table(fs.cutoff_file(work / "feast" / "data" / "customer_features", BENCH_CUTOFF),
+    users = pq.read_table(exports.cutoff_file(work / "feast" / "data" / "customer_features", BENCH_CUTOFF),
                           columns=["user_id"]).column("user_id").to_pylist()
     entities = pd.DataFrame({"user_id": users, "cutoff_date": pd.Timestamp(BENCH_CUTOFF).date()})
     t0, c0 = time.perf_counter(), _cpu()
@@ -121,9 +124,9 @@ def feast_online_latency(work: Path, n: int) -> None:
     import pyarrow.parquet as pq
 
     from bench.stages import BENCH_CUTOFF
-    from ltv_pipeline.lib import feature_store as fs
+    from ltv_pipeline.lib import feature_exports as exports
 
-    users = pq.read_table(fs.cutoff_file(work / "feast" / "data" / "customer_features", BENCH_CUTOFF),
+    users = pq.read_table(exports.cutoff_file(work / "feast" / "data" / "customer_features", BENCH_CUTOFF),
                           columns=["user_id"]).column("user_id").to_pylist()
     rng = random.Random(0)
     online_store.online_features(store, users[:1], as_of=BENCH_CUTOFF)  # warm the registry cache

@@ -24,13 +24,21 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ltv_pipeline.lib.feature_exports import cutoff_file
+from ltv_pipeline.lib.feature_store import (
+    JOIN_KEY,
+    LTV_MODEL_SERVICE,
+    TIMESTAMP,
+    _check_markers,
+    cutoff_timestamp,
+    service_plan,
+)
+
 if TYPE_CHECKING:
     from feast import FeatureService, FeatureStore, FeatureView
 
 FEAST_WRITE_CHUNK = 10_000
 WIDE_SQLITE = "ltv_pipeline.lib.online_sqlite.WideSqliteOnlineStore"
-# feature_store.LTV_MODEL_SERVICE (not imported here: lib/feature_store imports feast)
-LTV_MODEL_SERVICE = "ltv_model_v1"
 
 
 def materialize_online(store: FeatureStore, as_of: date | str) -> dict[str, int]:
@@ -38,8 +46,6 @@ def materialize_online(store: FeatureStore, as_of: date | str) -> dict[str, int]
     that cutoff's export file (an upsert per user; users absent from that cutoff keep what they
     had, and online_features reports their older cutoff). Returns rows written per view. Raises
     ValueError when a view's export has no file or no row for the cutoff."""
-    from ltv_pipeline.lib.feature_store import TIMESTAMP, cutoff_file, cutoff_timestamp
-
     expected = cutoff_timestamp(as_of)
     written: dict[str, int] = {}
     for view in store.list_feature_views():
@@ -97,8 +103,6 @@ def online_features(store: FeatureStore, user_ids: Iterable[str],
     in feature_store.training_frame, with the cutoff marker column(s) saying which cutoff the
     values are of (null: the user is not in the online store). With as_of, raises
     StaleFeaturesError when a user's online row is of another cutoff."""
-    from ltv_pipeline.lib.feature_store import JOIN_KEY, _check_markers, service_plan
-
     ids = [str(u) for u in user_ids]
     plan = service_plan(store, service)
     rows = store.get_online_features(features=list(plan.refs), entity_rows=[{JOIN_KEY: u} for u in ids]).to_dict()

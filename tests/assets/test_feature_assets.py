@@ -14,6 +14,7 @@ from ltv_pipeline import groups
 from ltv_pipeline.defs import features, transform
 from ltv_pipeline.defs.features.assets import MART_KEYS, feast_registry, online_features
 from ltv_pipeline.defs.resources import shared_resources
+from ltv_pipeline.lib import feature_exports as exports
 from ltv_pipeline.lib import feature_store as fs
 from ltv_pipeline.lib import online_store
 from ltv_pipeline.partitions import daily_partitions
@@ -125,7 +126,7 @@ def test_feature_registry_fails_clearly_without_a_warehouse(ltv_home):
 def test_a_backfill_of_the_past_leaves_a_newer_online_store_alone_but_a_single_date_moves_it(ltv_home):
     write_marts(ltv_home, n_features=5, n_btyd=5)
     assert materialize("2025-09-30").success
-    assert fs.online_as_of(ltv_home) == D1
+    assert exports.online_as_of(ltv_home) == D1
     store = fs.feature_store(ltv_home)
 
     backfill = dg.materialize([online_features], resources=shared_resources(), tags={
@@ -139,18 +140,18 @@ def test_a_backfill_of_the_past_leaves_a_newer_online_store_alone_but_a_single_d
 
     single = dg.materialize([online_features], resources=shared_resources(), partition_key="2025-06-30")
     assert metadata(single, "online_features")["users_written"] == 5
-    assert fs.online_as_of(ltv_home) == D0
+    assert exports.online_as_of(ltv_home) == D0
     assert online_store.online_features(store, ["u001"])["feature_cutoff_date"].tolist() == ["2025-06-30"]
 
 
 def test_the_online_date_record_is_ignored_once_its_export_is_gone(ltv_home):
-    assert fs.online_as_of(ltv_home) is None
-    fs.record_online_as_of(D1, ltv_home)
-    assert fs.online_as_of(ltv_home) is None  # no export of D1: the record says nothing
+    assert exports.online_as_of(ltv_home) is None
+    exports.record_online_as_of(D1, ltv_home)
+    assert exports.online_as_of(ltv_home) is None  # no export of D1: the record says nothing
     write_marts(ltv_home, n_features=5, n_btyd=5)
-    fs.export_cutoffs(ltv_home / "warehouse.duckdb", ltv_home)
-    assert fs.online_as_of(ltv_home) == D1
-    assert fs.online_write_plan([D0, date(2025, 7, 1)], D1)[0] is None
-    assert fs.online_write_plan([D0, D1], D1)[0] == D1
-    assert fs.online_write_plan([D0], D1)[0] == D0
-    assert fs.online_write_plan([D0, D1], None)[0] == D1
+    exports.export_cutoffs(ltv_home / "warehouse.duckdb", ltv_home)
+    assert exports.online_as_of(ltv_home) == D1
+    assert exports.online_write_plan([D0, date(2025, 7, 1)], D1)[0] is None
+    assert exports.online_write_plan([D0, D1], D1)[0] == D1
+    assert exports.online_write_plan([D0], D1)[0] == D0
+    assert exports.online_write_plan([D0, D1], None)[0] == D1

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from feast.types import Bool, Float64, Int64, String, UnixTimestamp
 
+from ltv_pipeline.lib import feature_exports as exports
 from ltv_pipeline.lib import feature_store as fs
 
 D0, D1, D2 = date(2025, 6, 30), date(2025, 9, 30), date(2025, 12, 31)
@@ -39,7 +40,7 @@ def write_marts(home: Path, features: pd.DataFrame, btyd: pd.DataFrame) -> Path:
 
 def build_store(home: Path, features: pd.DataFrame, btyd: pd.DataFrame):
     warehouse = write_marts(home, features, btyd)
-    fs.export_cutoffs(warehouse, home)
+    exports.export_cutoffs(warehouse, home)
     store = fs.feature_store(home)
     fs.apply_repo(store)
     return store

@@ -14,6 +14,7 @@ import yaml
 from feast_marts import D0, D1, D2, VIEWS, build_store, mart_frame, write_marts
 
 from ltv_pipeline import settings
+from ltv_pipeline.lib import feature_exports as exports
 from ltv_pipeline.lib import feature_store as fs
 
 
@@ -71,7 +72,7 @@ def test_export_writes_one_typed_parquet_file_per_cutoff_with_end_of_day_timesta
         {"user_id": "a", "cutoff_date": D1}])
     btyd = mart_frame("customer_btyd_summary", [{"user_id": "a", "cutoff_date": D0}])
     warehouse = write_marts(ltv_home, features, btyd)
-    assert fs.export_cutoffs(warehouse, ltv_home) == {"customer_features": 3, "customer_btyd_summary": 1}
+    assert exports.export_cutoffs(warehouse, ltv_home) == {"customer_features": 3, "customer_btyd_summary": 1}
     data = ltv_home / "feast" / "data"
     assert sorted(str(p.relative_to(data)) for p in data.rglob("*") if p.is_file()) == [
         "customer_btyd_summary/2025-06-30.parquet",
@@ -92,7 +93,7 @@ def test_export_of_given_cutoffs_replaces_only_their_files_and_a_full_export_dro
                                                 {"user_id": "a", "cutoff_date": D1, "n_orders": 2}])
     btyd = mart_frame("customer_btyd_summary", [{"user_id": "a", "cutoff_date": D0}])
     warehouse = write_marts(ltv_home, features, btyd)
-    fs.export_cutoffs(warehouse, ltv_home)
+    exports.export_cutoffs(warehouse, ltv_home)
     folder = ltv_home / "feast" / "data" / "customer_features"
     d0_before = (folder / "2025-06-30.parquet").stat().st_mtime_ns
 
@@ -100,34 +101,34 @@ def test_export_of_given_cutoffs_replaces_only_their_files_and_a_full_export_dro
     features = pd.concat([features[features["cutoff_date"] != D0],
                           mart_frame("customer_features", [{"user_id": "z", "cutoff_date": D2}])])
     write_marts(ltv_home, features, btyd)
-    assert fs.export_cutoffs(warehouse, ltv_home, ["2025-09-30", D2]) == {
+    assert exports.export_cutoffs(warehouse, ltv_home, ["2025-09-30", D2]) == {
         "customer_features": 2, "customer_btyd_summary": 0}  # no purchaser at D1, D2: empty files
     assert (folder / "2025-06-30.parquet").stat().st_mtime_ns == d0_before  # not asked: untouched
     assert pq.read_table(folder / "2025-09-30.parquet").column("n_orders").to_pylist() == [7]
     assert pq.read_table(ltv_home / "feast" / "data" / "customer_btyd_summary" / "2025-12-31.parquet").num_rows == 0
 
-    fs.export_cutoffs(warehouse, ltv_home)
+    exports.export_cutoffs(warehouse, ltv_home)
     assert sorted(p.name for p in folder.iterdir()) == ["2025-09-30.parquet", "2025-12-31.parquet"]
     with pytest.raises(ValueError, match=r"2025-07-01.*build them with dbt"):
-        fs.export_cutoffs(warehouse, ltv_home, [date(2025, 7, 1)])
+        exports.export_cutoffs(warehouse, ltv_home, [date(2025, 7, 1)])
 
 
 def test_a_failed_export_leaves_the_previous_file_and_no_temporary_file(ltv_home):
     features = mart_frame("customer_features", [{"user_id": "a", "cutoff_date": D0}])
     btyd = mart_frame("customer_btyd_summary", [{"user_id": "a", "cutoff_date": D0}])
     warehouse = write_marts(ltv_home, features, btyd)
-    fs.export_cutoffs(warehouse, ltv_home)
+    exports.export_cutoffs(warehouse, ltv_home)
     with duckdb.connect(str(warehouse)) as con:  # a mart missing a column cannot be exported
         con.execute("alter table marts.customer_features drop column revenue_total")
     with pytest.raises(duckdb.BinderException, match="revenue_total"):
-        fs.export_cutoffs(warehouse, ltv_home, [D0])
+        exports.export_cutoffs(warehouse, ltv_home, [D0])
     folder = ltv_home / "feast" / "data" / "customer_features"
     assert [p.name for p in folder.iterdir()] == ["2025-06-30.parquet"]  # hidden temp file removed
     assert pq.read_table(folder / "2025-06-30.parquet").num_rows == 1
     with duckdb.connect(str(warehouse)) as con:  # the connection was closed: a writer can lock
         con.execute("delete from marts.customer_btyd_summary")
     with pytest.raises(ValueError, match="customer_btyd_summary is empty"):
-        fs.export_cutoffs(warehouse, ltv_home)
+        exports.export_cutoffs(warehouse, ltv_home)
 
 
 def test_point_in_time_uses_the_entity_cutoff_row_and_never_a_later_one(ltv_home):

@@ -19,6 +19,7 @@ from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast_marts import D0, D1, D2, build_store, mart_frame, random_marts, write_marts
 
+from ltv_pipeline.lib import feature_exports as exports
 from ltv_pipeline.lib import feature_store as fs
 from ltv_pipeline.lib import online_store
 
@@ -34,7 +35,7 @@ def table_rows(store) -> dict[str, list[tuple]]:
 
 
 def export(store, view, cutoff):
-    return pq.read_table(fs.cutoff_file(store.config.repo_path / view.batch_source.path, cutoff))
+    return pq.read_table(exports.cutoff_file(store.config.repo_path / view.batch_source.path, cutoff))
 
 
 def online_values(store, ids):
@@ -43,7 +44,7 @@ def online_values(store, ids):
 
 def feast_sqlite_store(home, features, btyd) -> FeatureStore:
     """The repo over Feast's own SQLite online store (type: sqlite), the reference."""
-    fs.export_cutoffs(write_marts(home, features, btyd), home)
+    exports.export_cutoffs(write_marts(home, features, btyd), home)
     settings = yaml.safe_load(string.Template(fs.FEATURE_STORE_YAML.read_text()).safe_substitute(LTV_HOME=str(home)))
     settings["online_store"] = {"type": "sqlite", "path": str(home / "feast" / "feast_sqlite.db")}
     config = RepoConfig(**settings)
@@ -120,7 +121,7 @@ def test_materialize_reads_only_the_file_of_its_cutoff(ltv_home):
     features, btyd = random_marts(5, [D0, D1])
     store = build_store(ltv_home, features, btyd)
     for view in store.list_feature_views():  # another cutoff's file that cannot be read
-        fs.cutoff_file(store.config.repo_path / view.batch_source.path, D0).write_bytes(b"not parquet")
+        exports.cutoff_file(store.config.repo_path / view.batch_source.path, D0).write_bytes(b"not parquet")
     assert online_store.materialize_online(store, D1) == {"customer_features": 5, "customer_btyd_summary": 5}
     with pytest.raises(ValueError, match=r"customer_features/2025-12-31.parquet does not exist.*export_cutoffs"):
         online_store.materialize_online(store, D2)

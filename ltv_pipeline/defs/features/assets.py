@@ -14,6 +14,7 @@ from dagster_dbt import get_asset_key_for_model
 from ltv_pipeline import groups
 from ltv_pipeline.defs.resources import WarehouseResource
 from ltv_pipeline.defs.transform.assets import build_dbt_assets
+from ltv_pipeline.lib import feature_exports as exports
 from ltv_pipeline.lib import feature_store as fs
 from ltv_pipeline.partitions import daily_partitions
 
@@ -32,7 +33,7 @@ def feast_registry(context: dg.AssetExecutionContext, warehouse_db: WarehouseRes
     every cutoff of both marts to LTV_HOME/feast/data/<view>/<YYYY-MM-DD>.parquet (atomically;
     files of cutoffs no longer in a mart are deleted), then applies feature_repo/."""
     home = Path(warehouse_db.ltv_home)
-    rows = fs.export_cutoffs(warehouse_db.path, home)
+    rows = exports.export_cutoffs(warehouse_db.path, home)
     store = fs.feature_store(home)
     fs.apply_repo(store)
     views = {v.name: len(v.features) for v in store.list_feature_views()}
@@ -73,15 +74,15 @@ def online_features(context: dg.AssetExecutionContext, warehouse_db: WarehouseRe
 
     home = Path(warehouse_db.ltv_home)
     dates = sorted(date.fromisoformat(k) for k in context.partition_keys)
-    current = fs.online_as_of(home)
-    as_of, why = fs.online_write_plan(dates, current)
+    current = exports.online_as_of(home)
+    as_of, why = exports.online_write_plan(dates, current)
     if as_of is None:
         context.log.info(f"online store left as of {current}: {why}")
         return dg.MaterializeResult(metadata={"as_of": str(current), "users_written": 0, "skipped": why})
     store = fs.feature_store(home)
     started = time.perf_counter()
     written = online_store.materialize_online(store, as_of)
-    fs.record_online_as_of(as_of, home)
+    exports.record_online_as_of(as_of, home)
     seconds = time.perf_counter() - started
     context.log.info(f"online store as of {as_of} ({why}): {written} rows in {seconds:.1f} s")
     return dg.MaterializeResult(

@@ -17,7 +17,7 @@ from ltv_pipeline import groups, settings
 from ltv_pipeline.defs.ingest.assets import RAW_ASSETS
 from ltv_pipeline.defs.resources import WarehouseResource
 from ltv_pipeline.defs.transform.assets import data_span
-from ltv_pipeline.lib import dbt_state, feature_store, marts, plots, ranking, scores, scoring
+from ltv_pipeline.lib import dbt_state, feature_exports, feature_store, marts, plots, ranking, scores, scoring
 from ltv_pipeline.lib.dbt_project import run_dbt, run_target
 from ltv_pipeline.lib.dbt_vars import vars_for_scoring
 from ltv_pipeline.lib.errors import InputError
@@ -103,7 +103,7 @@ def scoring_features(
     context.log.info(f"dbt built cutoffs {days[0]}..{days[-1]} in {dbt_seconds:.1f} s "
                      f"({'upstream models current' if upstream_current else 'upstream models rebuilt'}): "
                      f"{done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ''}")
-    exported = feature_store.export_cutoffs(warehouse_db.path, Path(warehouse_db.ltv_home), days)
+    exported = feature_exports.export_cutoffs(warehouse_db.path, Path(warehouse_db.ltv_home), days)
     with warehouse_db.connect(read_only=True) as con:
         per_day = dict(con.execute(
             "select strftime(cutoff_date, '%Y-%m-%d'), count(*) from marts.customer_features "
