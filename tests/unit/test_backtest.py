@@ -141,3 +141,25 @@ def test_blend_value_map_keeps_the_linear_total_and_old_blends_stay_linear():
     old = backtest.Blend.__new__(backtest.Blend)
     old.__dict__.update({"weights": w, "refs": {}})  # a version pickled before gamma/k existed
     np.testing.assert_allclose(old.combine({"a": rows["a"], "b": rows["b"]}), linear)
+
+
+def test_bounded_train_keys_unite_each_origins_own_bound_and_never_add_later_cutoffs():
+    from datetime import date as d
+
+    from ltv_pipeline.defs.evaluation.inputs import bounded_train_keys
+    from ltv_pipeline.lib import gbm_fit
+
+    cuts = [d(2025, 1, 1), d(2025, 2, 1), d(2025, 3, 1), d(2025, 4, 1)]
+    labels = pd.DataFrame([(f"u{i}", c) for c in cuts for i in range(1000)],
+                          columns=["user_id", "cutoff_date"])
+    early, late = (backtest.OriginData(o, pd.DataFrame(), pd.DataFrame())
+                   for o in (d(2025, 5, 1), d(2025, 6, 1)))
+    trains = {early.origin: tuple(cuts[:3]), late.origin: tuple(cuts)}
+    kept = bounded_train_keys([early, late], trains, labels, cuts, 1500, 0)
+    for o in (early, late):
+        own, _ = gbm_fit.bound_keys(labels[labels["cutoff_date"].isin(trains[o.origin])], 1500, 0)
+        assert set(own.index) <= set(kept.index)
+    assert len(kept) < len(labels)
+    only_early = bounded_train_keys([early], trains, labels, cuts[:3], 1500, 0)
+    assert set(only_early["cutoff_date"]) <= set(cuts[:3])
+    assert len(bounded_train_keys([early, late], trains, labels, cuts, 10**6, 0)) == len(labels)

@@ -58,7 +58,8 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestConfig,
         notes.append(f"{len(origins)} of {config.expected_origins} backtest origins fit inside the "
                      f"history (origin + {plan.horizon_days} days <= {plan.scoring_date}); "
                      "evaluating those")
-    features, categorical = inputs.supervised_frames(data, raw, plan.horizon_days, settings.ltv_home())
+    features, categorical = inputs.supervised_frames(data, raw, plan.horizon_days, settings.ltv_home(),
+                                                     config.max_rows, config.seed)
     for d in data:
         d.days = days
     if not origins and len(days):

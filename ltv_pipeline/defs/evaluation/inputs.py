@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 
-from ltv_pipeline.lib import backtest, champion, cutoffs, feature_store, marts, plots, stack, training
+from ltv_pipeline.lib import (backtest, champion, cutoffs, feature_store, gbm, gbm_fit, marts, plots,
+                              stack, training)
 from ltv_pipeline.lib.jsonable import to_jsonable
 from ltv_pipeline.lib.registry import ModelRegistry, ModelVersion
 
@@ -68,16 +70,33 @@ def read_origin_data(con: duckdb.DuckDBPyConnection, plan: marts.BuiltPlan,
     return out, {"trains": trains, "summaries": summaries, "labels": labels}
 
 
+def bounded_train_keys(data: list[backtest.OriginData], trains: dict, labels: pd.DataFrame,
+                       train_days: list[date], max_rows: int, seed: int) -> pd.DataFrame:
+    """The training (user_id, cutoff_date) keys some origin's LightGBM family will train on:
+    per origin, gbm_fit.bound_keys of its own training cutoffs' keys (the rule train_family
+    applies), united over the origins, so features are fetched for those rows only."""
+    keys = labels.loc[labels["cutoff_date"].isin(train_days), ["user_id", "cutoff_date"]]
+    keep = np.zeros(len(keys), dtype=bool)
+    for o in data:
+        mine = keys[keys["cutoff_date"].isin(trains[o.origin]).to_numpy()]
+        kept, _ = gbm_fit.bound_keys(mine, max_rows, seed)
+        keep[keys.index.get_indexer(kept.index)] = True
+    return keys[keep]
+
+
 def supervised_frames(data: list[backtest.OriginData], raw: dict[str, Any], horizon_days: int,
-                      ltv_home: Path) -> tuple[list[str], list[str]]:
-    """Feast point-in-time features (one retrieval for every origin) joined with per-cutoff BTYD
-    outputs; sets each origin's train_frame and score_frame. Returns (features, categorical)."""
+                      ltv_home: Path, max_rows: int = gbm.MAX_ROWS,
+                      seed: int = 0) -> tuple[list[str], list[str]]:
+    """Feast point-in-time features (one retrieval for every origin, training rows bounded as
+    each origin's LightGBM family bounds them) joined with per-cutoff BTYD outputs; sets each
+    origin's train_frame and score_frame. Returns (features, categorical)."""
     trains, summaries, labels = raw["trains"], raw["summaries"], raw["labels"]
     train_days = sorted({c for o in data for c in trains[o.origin]
                          if len(trains[o.origin]) >= training.MIN_TRAIN_CUTOFFS})
     if not train_days:
         return [], []
-    train_keys = labels[labels["cutoff_date"].isin(train_days)]
+    train_keys = bounded_train_keys(data, trains, labels.reset_index(drop=True), train_days,
+                                    max_rows, seed)
     origin_keys = pd.concat([o.summary[["user_id", "cutoff_date"]] for o in data])
     keys = pd.concat([train_keys[["user_id", "cutoff_date"]], origin_keys], ignore_index=True)
     keys = keys.drop_duplicates(ignore_index=True)
