@@ -103,6 +103,17 @@ def partitions_start() -> str:
     return span[0].isoformat() if span else DEFAULT_PARTITIONS_START
 
 
+# DuckDB's buffer memory per process, for the pipeline's warehouse connections and dbt's
+# (dbt_project/profiles.yml reads the same variable, same default). DuckDB's own default is 80%
+# of the machine's RAM: a 30-date scoring backfill at 1M users peaked at 20.5 GB. Beyond the
+# limit DuckDB spills to <warehouse>.duckdb.tmp.
+DUCKDB_MEMORY_LIMIT = "4GB"
+
+
+def duckdb_memory_limit() -> str:
+    return os.environ.get("LTV_DUCKDB_MEMORY_LIMIT") or DUCKDB_MEMORY_LIMIT
+
+
 def dbt_target_dir() -> Path:
     """A build artifact beside the dbt project (like .venv), prepared by `make install`; it
     holds the parsed manifest dagster-dbt needs at import time, not data."""

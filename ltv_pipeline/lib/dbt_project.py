@@ -33,6 +33,7 @@ def dbt_env() -> dict[str, str]:
     env["DBT_PROFILES_DIR"] = str(settings.DBT_PROJECT_DIR)
     env["DBT_LOG_PATH"] = str(settings.dbt_log_dir())
     env["DBT_TARGET_PATH"] = str(settings.dbt_target_dir())
+    env["LTV_DUCKDB_MEMORY_LIMIT"] = settings.duckdb_memory_limit()  # profiles.yml reads it
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     return env
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from ltv_pipeline import settings
 from ltv_pipeline.lib.schema import CONTRACTS
 
 SQL_TYPES = {
@@ -57,6 +58,9 @@ def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConn
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(path), read_only=read_only)
     try:
+        # SET, not connect(config=...): a config differing from another open connection's to
+        # the same file is refused; the setting is the database instance's either way.
+        con.execute(f"set memory_limit = '{settings.duckdb_memory_limit()}'")
         yield con
     finally:
         con.close()

@@ -50,3 +50,21 @@ def test_read_only_connect_to_missing_warehouse_says_what_to_do(tmp_path):
     with pytest.raises(FileNotFoundError, match="run `ltv demo` first"):
         with warehouse.connect(tmp_path / "missing.duckdb", read_only=True):
             pass
+
+
+def test_warehouse_connections_have_the_configured_duckdb_memory_limit(tmp_path, monkeypatch):
+    import duckdb
+
+    from ltv_pipeline.lib import warehouse
+
+    db = tmp_path / "w.duckdb"
+    monkeypatch.delenv("LTV_DUCKDB_MEMORY_LIMIT", raising=False)
+    with warehouse.connect(db) as con:
+        assert con.execute("select current_setting('memory_limit')").fetchone()[0] == "3.7 GiB"
+    monkeypatch.setenv("LTV_DUCKDB_MEMORY_LIMIT", "1GB")
+    raw = duckdb.connect(str(db))  # a plain connection open at the same time is no conflict
+    try:
+        with warehouse.connect(db) as con:
+            assert con.execute("select current_setting('memory_limit')").fetchone()[0] == "953.6 MiB"
+    finally:
+        raw.close()
