@@ -301,11 +301,11 @@ def bound_rows(frame: pd.DataFrame, max_rows: int, seed: int, notes: list[str]) 
     """At most max_rows rows besides the newest cutoff (early stopping and the value map's
     fitting cutoff, kept whole): the newest training cutoffs whole, older ones sampled by a
     hash of (user_id, cutoff, seed), as gbm_fit bounds the LightGBM family's rows."""
-    from ltv_pipeline.lib.gbm_fit import _bound_rows
+    from ltv_pipeline.lib.gbm_fit import bound_keys
 
-    cut = pd.to_datetime(frame["cutoff_date"])
-    keep = _bound_rows(frame, cut, max_rows, seed, "user_id", notes)
-    return frame if keep.all() else frame[keep].reset_index(drop=True)
+    kept, more = bound_keys(frame, max_rows, seed)
+    notes.extend(more)
+    return frame if kept is frame else kept.reset_index(drop=True)
 
 
 def train_stack(days: pd.DataFrame, as_of: date, horizon_days: int,
