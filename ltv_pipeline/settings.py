@@ -115,6 +115,19 @@ def duckdb_memory_limit() -> str:
     return os.environ.get("LTV_DUCKDB_MEMORY_LIMIT") or DUCKDB_MEMORY_LIMIT
 
 
+def compute_threads() -> int:
+    """Threads for LightGBM: LTV_THREADS if set, else the CPUs this process may run on (a
+    fixed 2 left a bigger machine idle). DuckDB picks its own."""
+    raw = os.environ.get("LTV_THREADS", "").strip()
+    if not raw:
+        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    if not raw.isdigit() or int(raw) < 1:
+        from ltv_pipeline.lib.errors import InputError
+
+        raise InputError(f"LTV_THREADS={raw!r}: give a whole number of threads >= 1")
+    return int(raw)
+
+
 def dbt_target_dir() -> Path:
     """A build artifact beside the dbt project (like .venv), prepared by `make install`; it
     holds the parsed manifest dagster-dbt needs at import time, not data."""

@@ -42,6 +42,8 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from ltv_pipeline import settings
+
 MEMBERS = ("tweedie", "l2", "l1", "two_part", "quantile_p10", "quantile_p90", "hybrid")
 OBJECTIVES: dict[str, dict[str, Any]] = {
     "tweedie": {"objective": "tweedie", "tweedie_variance_power": 1.3, "metric": "tweedie"},
@@ -57,8 +59,8 @@ _FIXED_KEYS = ("objective", "alpha", "metric")  # what makes a member; params ca
 BASE_PARAMS: dict[str, Any] = {
     "learning_rate": 0.1, "feature_fraction": 0.8, "bagging_fraction": 0.8, "bagging_freq": 1,
     "max_bin": 63,
-    "lambda_l2": 1.0, "num_threads": 2, "deterministic": True, "force_row_wise": True,
-    "verbosity": -1,
+    "lambda_l2": 1.0, "num_threads": settings.compute_threads(), "deterministic": True,
+    "force_row_wise": True, "verbosity": -1,
 }
 # MAX_ROWS bounds the training rows of every booster (the validation cutoff comes on top): a
 # booster's time is rows x rounds, and past a few hundred thousand rows more of the older
