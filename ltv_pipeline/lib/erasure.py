@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ltv_pipeline.lib import warehouse
+from ltv_pipeline.lib import files, warehouse
 
 Removed = dict[str, dict[str, int]]
 USER_COLUMN = "user_id"
@@ -89,12 +89,8 @@ def _atomic_parquet(table: pa.Table, dest: Path) -> None:
 
 
 def _atomic_text(text: str, dest: Path) -> None:
-    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Rewrite dest (an existing file) atomically, keeping its permission bits."""
+    files.write_text_atomic(dest, text, mode=dest.stat().st_mode & 0o7777)
 
 
 def _hits(column: pa.ChunkedArray, ids: list[str]) -> pa.Array:

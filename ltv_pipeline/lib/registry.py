@@ -25,7 +25,6 @@ import os
 import pickle
 import re
 import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,6 +35,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ltv_pipeline.lib import files
+from ltv_pipeline.lib.files import fsync_dir as _fsync_dir
 from ltv_pipeline.lib.jsonable import to_jsonable
 
 MODEL_FILE, MANIFEST_FILE = "model.pkl", "manifest.json"
@@ -78,14 +79,6 @@ def fingerprint_frame(df: pd.DataFrame) -> str:
     return h.hexdigest()
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_file(path: Path, data: bytes) -> None:
     with open(path, "wb") as f:
         f.write(data)
@@ -94,18 +87,8 @@ def _write_file(path: Path, data: bytes) -> None:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name}-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
+    # Its temporary file is .tmp-<name>-*: register's clean-up of .tmp-* removes a crash's.
+    files.write_bytes_atomic(path, data, sync_dir=True)
 
 
 class ModelRegistry:

@@ -4,8 +4,6 @@ asset reads (LTV_HOME/evaluation/backtest.json, written atomically by one asset,
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -14,8 +12,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from ltv_pipeline.lib import (backtest, champion, cutoffs, feature_store, gbm, gbm_fit, marts, plots,
-                              stack, training)
+from ltv_pipeline.lib import (backtest, champion, cutoffs, feature_store, files, gbm, gbm_fit, marts,
+                              plots, stack, training)
 from ltv_pipeline.lib.jsonable import to_jsonable
 from ltv_pipeline.lib.registry import ModelRegistry, ModelVersion
 
@@ -27,17 +25,7 @@ def evaluation_dir(ltv_home: str | Path) -> Path:
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name}-")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(to_jsonable(payload), f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    files.write_text_atomic(path, json.dumps(to_jsonable(payload)))
 
 
 def fitting_origins(plan: marts.BuiltPlan) -> list[date]:
