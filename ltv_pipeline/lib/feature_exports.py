@@ -1,13 +1,21 @@
 """The marts' exports that Feast reads (no Dagster imports): one Parquet file per feature view
 and cutoff under LTV_HOME/feast/data/<view>/<YYYY-MM-DD>.parquet, and the record of which
-cutoff the online store was last materialized as of."""
+cutoff the online store was last materialized as of.
+
+What to export (each view's mart, folder and typed SELECT list) comes from feature_repo/'s Feast
+objects. Building them imports Feast and the repo (~3.5-6 s), which a scoring partition would
+otherwise pay only to write files: the list is kept in LTV_HOME/feast/export_plan.json with a
+fingerprint of feature_repo/ and of this module, and rebuilt from the repo when either
+changes (or the file is missing or unreadable)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
 from datetime import date
 from functools import cache
 from pathlib import Path
@@ -15,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from ltv_pipeline import settings
 from ltv_pipeline.lib import files, warehouse
 from ltv_pipeline.lib.feature_store import (
     CUTOFF_TAG,
@@ -37,7 +46,6 @@ def sql_types() -> dict[object, str]:
     t = feast_types
     return {t.Float64: "double", t.Int64: "bigint", t.String: "varchar", t.Bool: "boolean",
             t.UnixTimestamp: "timestamp"}
-
 
 
 def export_columns(view: FeatureView) -> list[str]:
@@ -98,6 +106,49 @@ def online_write_plan(dates: Sequence[date], current: date | None) -> tuple[date
     return last, f"the backfill's last date {last}"
 
 
+EXPORT_PLAN_FILE = "export_plan.json"
+
+
+@dataclass(frozen=True)
+class ViewExport:
+    """One feature view's export: its name, its mart, its folder under LTV_HOME/feast and the
+    SELECT list (export_columns)."""
+
+    name: str
+    mart: str
+    folder: str
+    columns: tuple[str, ...]
+
+
+def plan_fingerprint() -> str:
+    """A digest of what the plan is derived from: feature_repo/'s files and this module."""
+    digest = hashlib.sha256()
+    paths = sorted(p for p in settings.FEATURE_REPO_DIR.iterdir()
+                   if p.is_file() and p.suffix in (".py", ".yaml")) + [Path(__file__)]
+    for path in paths:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def export_plan(ltv_home: Path | None = None) -> list[ViewExport]:
+    """Every feature view's export, from LTV_HOME/feast/export_plan.json when its fingerprint
+    is current, else from the Feast repo (and the file is rewritten)."""
+    path = feast_home(ltv_home) / EXPORT_PLAN_FILE
+    fingerprint = plan_fingerprint()
+    try:
+        saved = json.loads(path.read_text())
+        if saved["fingerprint"] == fingerprint:
+            return [ViewExport(v["name"], v["mart"], v["folder"], tuple(v["columns"]))
+                    for v in saved["views"]]
+    except (FileNotFoundError, KeyError, TypeError, ValueError):
+        pass
+    plan = [ViewExport(v.name, f"{MARTS_SCHEMA}.{v.tags['dbt_model']}", v.batch_source.path,
+                       tuple(export_columns(v)))
+            for v in repo_objects() if isinstance(v, feast.FeatureView)]
+    files.write_json({"fingerprint": fingerprint, "views": [asdict(v) for v in plan]}, path)
+    return plan
+
+
 def export_cutoffs(warehouse_path: Path, ltv_home: Path | None = None,
                    cutoffs: Iterable[date | str] | None = None) -> dict[str, int]:
     """Export the mart behind every feature view to its FileSource folder, one Parquet file per
@@ -111,13 +162,12 @@ def export_cutoffs(warehouse_path: Path, ltv_home: Path | None = None,
     """
     base = feast_home(ltv_home)
     wanted = None if cutoffs is None else sorted({pd.Timestamp(c).date() for c in cutoffs})
-    views = [v for v in repo_objects() if isinstance(v, feast.FeatureView)]
+    views = export_plan(ltv_home)
     written: dict[str, int] = {}
     with warehouse.connect(warehouse_path, read_only=True) as con:
         present = {v.name: {r[0] for r in con.execute(
-            f"select distinct cutoff_date from {MARTS_SCHEMA}.{v.tags['dbt_model']}").fetchall()}
-            for v in views}
-        empty = [f"{MARTS_SCHEMA}.{v.tags['dbt_model']}" for v in views if not present[v.name]]
+            f"select distinct cutoff_date from {v.mart}").fetchall()} for v in views}
+        empty = [v.mart for v in views if not present[v.name]]
         if wanted is None and empty:
             raise ValueError(f"{', '.join(empty)} is empty: build the dbt marts first")
         if wanted is not None:
@@ -127,7 +177,7 @@ def export_cutoffs(warehouse_path: Path, ltv_home: Path | None = None,
                                  "build them with dbt first")
         for view in views:
             days = sorted(present[view.name]) if wanted is None else wanted
-            folder = base / view.batch_source.path
+            folder = base / view.folder
             folder.mkdir(parents=True, exist_ok=True)
             written[view.name] = sum(_export_cutoff(con, view, day, cutoff_file(folder, day)) for day in days)
             if wanted is None:
@@ -138,10 +188,9 @@ def export_cutoffs(warehouse_path: Path, ltv_home: Path | None = None,
     return written
 
 
-def _export_cutoff(con, view: FeatureView, day: date, dest: Path) -> int:
+def _export_cutoff(con, view: ViewExport, day: date, dest: Path) -> int:
     """COPY the view's mart rows of one cutoff to `dest` (atomically); returns the row count."""
-    mart = f"{MARTS_SCHEMA}.{view.tags['dbt_model']}"
-    query = (f"select {', '.join(export_columns(view))} from {mart} "
+    query = (f"select {', '.join(view.columns)} from {view.mart} "
              f"where cutoff_date = date '{day.isoformat()}' order by {JOIN_KEY}")
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 
@@ -218,3 +219,54 @@ def test_a_store_that_deduplicates_and_reorders_rows_gives_the_same_frame(ltv_ho
     assert aligned["ltv_model_v1"]["revenue_total"].isna().any()
     for service, frame in aligned.items():
         pd.testing.assert_frame_equal(fs.training_frame(store, entities, service), frame)
+
+
+def _two_cutoff_marts(home: Path) -> Path:
+    features = mart_frame("customer_features", [{"user_id": "a", "cutoff_date": D0},
+                                                {"user_id": "b", "cutoff_date": D1}])
+    btyd = mart_frame("customer_btyd_summary", [{"user_id": "a", "cutoff_date": D0}])
+    return write_marts(home, features, btyd)
+
+
+def test_a_later_export_reuses_the_saved_plan_without_importing_feast(ltv_home):
+    import subprocess
+    import sys
+
+    warehouse = _two_cutoff_marts(ltv_home)
+    exports.export_cutoffs(warehouse, ltv_home)
+    plan = ltv_home / "feast" / exports.EXPORT_PLAN_FILE
+    assert json.loads(plan.read_text())["fingerprint"] == exports.plan_fingerprint()
+    folder = ltv_home / "feast" / "data" / "customer_features"
+    before = pq.read_table(folder / "2025-09-30.parquet")
+    (folder / "2025-09-30.parquet").unlink()
+    code = ("import sys; from pathlib import Path; from ltv_pipeline.lib import feature_exports as e; "
+            f"print(e.export_cutoffs(Path({str(warehouse)!r}), Path({str(ltv_home)!r}), ['2025-09-30'])); "
+            "print('feast' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True).stdout.split()
+    assert out[-1] == "False"  # the plan file, not the Feast repo
+    assert pq.read_table(folder / "2025-09-30.parquet").equals(before)
+
+
+@pytest.mark.parametrize("damage", ["stale", "garbage"])
+def test_a_stale_or_unreadable_plan_is_rebuilt_from_the_feast_repo(ltv_home, monkeypatch, damage):
+    warehouse = _two_cutoff_marts(ltv_home)
+    plan = ltv_home / "feast" / exports.EXPORT_PLAN_FILE
+    plan.parent.mkdir(parents=True, exist_ok=True)
+    if damage == "stale":  # a plan of an older feature_repo: one view, one column
+        plan.write_text(json.dumps({"fingerprint": "old", "views": [
+            {"name": "customer_features", "mart": "marts.customer_features",
+             "folder": "data/customer_features", "columns": ["user_id"]}]}))
+    else:
+        plan.write_text("{not json")
+    calls = []
+    real = exports.repo_objects
+    monkeypatch.setattr(exports, "repo_objects", lambda: calls.append(1) or real())
+    assert exports.export_cutoffs(warehouse, ltv_home) == {"customer_features": 2,
+                                                           "customer_btyd_summary": 1}
+    assert calls == [1]
+    saved = json.loads(plan.read_text())
+    assert saved["fingerprint"] == exports.plan_fingerprint()
+    assert {v["name"] for v in saved["views"]} == {"customer_features", "customer_btyd_summary"}
+    table = pq.read_table(ltv_home / "feast" / "data" / "customer_features" / "2025-06-30.parquet")
+    assert "revenue_total" in table.column_names
