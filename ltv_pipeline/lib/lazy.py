@@ -4,7 +4,8 @@ Loading the Dagster definitions imports every asset module; importing feast and
 great_expectations eagerly cost about 7.5 s of the 15 s that took (python -X importtime), paid
 by every `ltv` command, every run worker and every test process. Modules that need them only
 inside functions bind a LazyModule instead: `gx = lazy("great_expectations")` and the first
-attribute access (gx.ExpectationSuite) imports the module.
+attribute access (gx.ExpectationSuite) imports the module; `load(gx)` imports it without
+touching an attribute (to run its on_import hook first) and returns the real module.
 """
 
 from __future__ import annotations
@@ -42,3 +43,13 @@ class LazyModule:
 def lazy(name: str, on_import: Callable[[ModuleType], None] | None = None) -> Any:
     """The module `name`, imported when first used (typed Any: attributes are the module's)."""
     return LazyModule(name, on_import)
+
+
+def load(module: Any) -> ModuleType:
+    """The real module behind a lazy() proxy, imported now (its on_import hook runs once);
+    a module that is already real is returned as it is."""
+    if isinstance(module, LazyModule):
+        return module._load()
+    if isinstance(module, ModuleType):
+        return module
+    raise TypeError(f"lazy.load expects a module or a lazy() proxy, got {type(module).__name__}")

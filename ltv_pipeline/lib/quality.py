@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ltv_pipeline.lib.jsonable import to_jsonable
-from ltv_pipeline.lib.lazy import lazy
+from ltv_pipeline.lib.lazy import lazy, load
 
 SAMPLE_SIZE = 5
 
@@ -130,7 +130,7 @@ def run_suite(df: pd.DataFrame, suite: QualitySuite, sample_size: int = SAMPLE_S
         return QualityResult(suite.name, False, len(df), 0, [failure])
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    gx_pandas._load()  # applies _skip_frame_hash before GX loads the batch
+    load(gx_pandas)  # applies _skip_frame_hash before GX loads the batch
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     batch = (

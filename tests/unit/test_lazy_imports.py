@@ -4,7 +4,9 @@
 import subprocess
 import sys
 
-from ltv_pipeline.lib.lazy import lazy
+import pytest
+
+from ltv_pipeline.lib.lazy import lazy, load
 
 HEAVY = ("feast", "great_expectations", "matplotlib")
 
@@ -33,3 +35,15 @@ def test_lazy_module_hook_runs_before_first_use():
     mod = lazy("textwrap", lambda m: seen.append(m.dedent("  x")))
     assert mod.indent("y", "> ") == "> y"
     assert seen == ["x"]
+
+
+def test_load_returns_the_real_module_and_runs_the_hook_once():
+    import json
+
+    calls = []
+    mod = lazy("json", calls.append)
+    assert load(mod) is json and calls == [json]
+    assert load(mod) is json and calls == [json]
+    assert load(json) is json  # an already real module passes through
+    with pytest.raises(TypeError, match="module or a lazy"):
+        load("json")
