@@ -16,6 +16,7 @@ population mean spend p * v / (q - 1); too few repeat buyers: the mean positive 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import re
 import warnings
@@ -259,8 +260,6 @@ MAX_CACHED_FITS = 48
 
 
 def _fit_key(model: str, rows: pd.DataFrame, penalizers, options: dict) -> tuple:
-    import hashlib
-
     digest = hashlib.blake2b(digest_size=16)
     for c in (*_KEYS, "w"):
         digest.update(np.ascontiguousarray(rows[c].to_numpy(float)).tobytes())
