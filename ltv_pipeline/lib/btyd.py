@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import io
 import re
 import warnings
@@ -25,21 +26,28 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from lifetimes import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter
 
-from ltv_pipeline.lib.btyd_pareto import ParetoNBDFast
-
+# The lifetimes fitter classes by import path, imported when a fit first needs them (fitter_class):
+# lifetimes takes about 1.6 s to import and the Dagster definitions import this module.
 COUNT_MODELS = {
-    "bgnbd": (BetaGeoFitter, ("r", "alpha", "a", "b")),
-    "pareto": (ParetoNBDFast, ("r", "alpha", "s", "beta")),  # lifetimes' likelihood, faster
-    "mbgnbd": (ModifiedBetaGeoFitter, ("r", "alpha", "a", "b")),
+    "bgnbd": ("lifetimes.BetaGeoFitter", ("r", "alpha", "a", "b")),
+    # lifetimes' ParetoNBDFitter with its likelihood computed faster (lib/btyd_pareto.py)
+    "pareto": ("ltv_pipeline.lib.btyd_pareto.ParetoNBDFast", ("r", "alpha", "s", "beta")),
+    "mbgnbd": ("lifetimes.ModifiedBetaGeoFitter", ("r", "alpha", "a", "b")),
 }
+GAMMA_GAMMA = "lifetimes.GammaGammaFitter"
 FALLBACK = "historical_rate"
 DEFAULT_PENALIZERS = (0.0, 0.001, 0.01, 0.1)
 MIN_CUSTOMERS = 20  # below this a 4-parameter fit says nothing: use the historical-rate model
 MIN_REPEAT_BUYERS = 20  # below this Gamma-Gamma is not fitted: use the mean order value
 _FIT_ERRORS = (ValueError, ArithmeticError, np.linalg.LinAlgError)  # ConvergenceError is a ValueError
 _KEYS = ["frequency", "recency", "T"]
+
+
+def fitter_class(path: str) -> type:
+    """The class at an import path ("lifetimes.BetaGeoFitter"), its module imported now."""
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
 
 
 def _fitter_state(fitter: Any) -> dict[str, Any] | None:
@@ -179,7 +187,8 @@ def _quiet():
 
 def _fit_count(model: str, rows: pd.DataFrame, penalizer: float, options: dict) -> Any:
     """One lifetimes fit on weighted unique rows; raises ValueError with the reason on failure."""
-    cls, names = COUNT_MODELS[model]
+    path, names = COUNT_MODELS[model]
+    cls = fitter_class(path)
     f, r, t, w = (rows[c].to_numpy() for c in (*_KEYS, "w"))
     kwargs, coef = dict(options), penalizer
     if model == "pareto":
@@ -215,9 +224,9 @@ def _fit_count(model: str, rows: pd.DataFrame, penalizer: float, options: dict) 
     return fitter
 
 
-def _fit_gg(f: np.ndarray, m: np.ndarray, penalizer: float) -> GammaGammaFitter:
+def _fit_gg(f: np.ndarray, m: np.ndarray, penalizer: float) -> Any:
     with _quiet():
-        gg = GammaGammaFitter(penalizer_coef=penalizer).fit(f, m)
+        gg = fitter_class(GAMMA_GAMMA)(penalizer_coef=penalizer).fit(f, m)
     p, q, v = (float(gg.params_[k]) for k in "pqv")
     if not (np.isfinite([p, q, v]).all() and min(p, v) > 0 and q > 1):
         raise ValueError(f"p={p}, q={q}, v={v}: need finite p, v > 0 and q > 1 (a finite mean spend)")
