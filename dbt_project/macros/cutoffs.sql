@@ -72,3 +72,11 @@
         {{ exceptions.raise_compiler_error("build_kind must be 'training' or 'scoring', got " ~ kind) }}
     {%- endif -%}
 {% endmacro %}
+
+
+{#- True for the cutoffs built for the training sample only (training cutoffs and backtest
+    origins, int_training_users); a scoring date covers every user. Null flags (unit-test
+    fixtures) count as false. -#}
+{% macro ltv_is_sampled_cutoff(cutoffs) -%}
+    (coalesce({{ cutoffs }}.is_train_cutoff, false) or coalesce({{ cutoffs }}.is_backtest_origin, false))
+{%- endmacro %}

@@ -17,13 +17,24 @@ from ltv_pipeline.lib import btyd
 DAY_COLUMNS = ["user_id", "activity_date", "revenue", "is_purchase_day"]
 
 
-def read_days(con, as_of: date) -> pd.DataFrame:
-    """Day rows (DAY_COLUMNS) with activity_date <= as_of from intermediate.int_user_days_aggregated."""
+def read_days(con, as_of: date, training_sample: bool = False) -> pd.DataFrame:
+    """Day rows (DAY_COLUMNS) with activity_date <= as_of from intermediate.int_user_days_aggregated;
+    training_sample: only the users of intermediate.int_training_users (the customers training
+    cutoffs and backtest origins are built for)."""
+    sample = (" and user_id in (select user_id from intermediate.int_training_users)"
+              if training_sample else "")
     frame = con.execute(
         "select user_id, activity_date, revenue, is_purchase_day "
         "from intermediate.int_user_days_aggregated where activity_date <= ? "
-        "and (is_purchase_day or revenue <> 0)", [as_of]).df()
+        f"and (is_purchase_day or revenue <> 0){sample}", [as_of]).df()
     return normalise_days(frame)
+
+
+def training_users(con) -> pd.Index:
+    """The user ids of intermediate.int_training_users (dbt: all users up to the cap, else a
+    fixed sample), as strings."""
+    ids = con.execute("select user_id from intermediate.int_training_users").fetchnumpy()["user_id"]
+    return pd.Index(ids.astype(str))
 
 
 def normalise_days(days: pd.DataFrame) -> pd.DataFrame:

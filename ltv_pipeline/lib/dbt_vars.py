@@ -1,7 +1,8 @@
 """The --vars that tell the dbt project which cutoffs to build (pure; no Dagster, no I/O).
 
 Names and meanings match dbt_project/dbt_project.yml's vars: cutoffs, scoring_date,
-backtest_origins, train_cutoffs, build_kind, horizon_days, base_currency, decay_half_life_days.
+backtest_origins, train_cutoffs, build_kind, horizon_days, base_currency, decay_half_life_days,
+train_max_users.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def dbt_vars(
     build_kind: str = "training",
     base_currency: str = settings.BASE_CURRENCY,
     decay_half_life_days: float = DEFAULT_DECAY_HALF_LIFE_DAYS,
+    train_max_users: int | None = None,
 ) -> dict[str, Any]:
     """The dbt vars for building `cutoffs` (plus every date named in a role) with horizon H.
 
@@ -56,6 +58,9 @@ def dbt_vars(
         raise ValueError(f"build_kind must be one of {BUILD_KINDS}, got {build_kind!r}")
     if decay_half_life_days <= 0:
         raise ValueError(f"decay_half_life_days must be positive, got {decay_half_life_days!r}")
+    cap = settings.train_max_users() if train_max_users is None else train_max_users
+    if isinstance(cap, bool) or int(cap) != cap or cap <= 0:
+        raise ValueError(f"train_max_users must be a positive integer, got {train_max_users!r}")
     if isinstance(cutoffs, (str, date)):
         cutoffs = [cutoffs]
     origins = _isos(backtest_origins)
@@ -76,6 +81,7 @@ def dbt_vars(
         "horizon_days": int(horizon_days),
         "base_currency": currency,
         "decay_half_life_days": decay_half_life_days,
+        "train_max_users": int(cap),
     }
 
 

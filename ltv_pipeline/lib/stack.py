@@ -56,7 +56,7 @@ import lightgbm as lgb
 
 from ltv_pipeline.lib import gbm, metrics
 from ltv_pipeline.lib.day_table import (DAY_COLUMNS, history, labels_at,  # noqa: F401 (API)
-                                        normalise_days, read_days, summary_at)
+                                        normalise_days, read_days, summary_at, training_users)
 
 NAME = "rfm_stack"
 COUNT_MODELS = ("bgnbd", "pareto")
@@ -309,9 +309,12 @@ def bound_rows(frame: pd.DataFrame, max_rows: int, seed: int, notes: list[str]) 
 
 
 def train_stack(days: pd.DataFrame, as_of: date, horizon_days: int,
-                cfg: StackConfig = StackConfig(), cache: dict | None = None) -> RFMStack:
+                cfg: StackConfig = StackConfig(), cache: dict | None = None,
+                train_users: pd.Index | None = None) -> RFMStack:
     """rfm_stack as of `as_of` (module docstring). Only day rows <= as_of are read, whatever
-    the caller passes. Raises StackUnavailable when the history is too short."""
+    the caller passes. train_users: the customers the internal cutoffs' rows come from (the
+    training sample); the fit at as_of, the level k and the revenue snapshot cover everyone in
+    `days`. Raises StackUnavailable when the history is too short."""
     days = history(normalise_days(days), as_of)
     if days.empty:
         raise StackUnavailable(f"{NAME}: no activity on or before {as_of}")
@@ -320,7 +323,8 @@ def train_stack(days: pd.DataFrame, as_of: date, horizon_days: int,
     earliest = start + timedelta(days=cfg.min_history_days)
     cutoffs = sorted(c for c in (as_of - timedelta(days=h + j * cfg.step_days)
                                  for j in range(max(cfg.n_cutoffs, cfg.max_cutoffs))) if c >= earliest)
-    frame = training_frame(days, cutoffs, h, cache)
+    sample = days if train_users is None else days[days["user_id"].isin(train_users)]
+    frame = training_frame(sample, cutoffs, h, cache)
     if len(cutoffs) < 2 or len(frame) < 200:
         raise StackUnavailable(f"{NAME}: {len(cutoffs)} training cutoff(s) and {len(frame)} rows "
                                f"before {as_of} at horizon {h} (need 2 and 200)")

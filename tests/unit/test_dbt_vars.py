@@ -31,6 +31,8 @@ def test_dbt_vars_accepts_a_single_date():
         ({"cutoffs": ["1997-09-30"], "horizon_days": 0}, "horizon_days"),
         ({"cutoffs": ["1997-09-30"], "horizon_days": 1.5}, "horizon_days"),
         ({"cutoffs": ["1997-09-30"], "horizon_days": 30, "base_currency": "dollars"}, "ISO 4217"),
+        ({"cutoffs": ["1997-09-30"], "horizon_days": 30, "train_max_users": 0}, "train_max_users"),
+        ({"cutoffs": ["1997-09-30"], "horizon_days": 30, "train_max_users": 2.5}, "train_max_users"),
     ],
 )
 def test_dbt_vars_rejects_bad_values(kwargs, message):
@@ -59,3 +61,17 @@ def test_as_cli_args_is_one_stable_json_argument():
     assert args[0] == "--vars" and len(args) == 2
     assert json.loads(args[1]) == v
     assert args == as_cli_args(dict(reversed(list(v.items()))))
+
+
+def test_train_max_users_comes_from_the_setting_unless_given(monkeypatch):
+    from ltv_pipeline import settings
+    from ltv_pipeline.lib.errors import InputError
+
+    monkeypatch.delenv("LTV_TRAIN_MAX_USERS", raising=False)
+    assert dbt_vars(["1997-09-30"], 30)["train_max_users"] == settings.TRAIN_MAX_USERS
+    monkeypatch.setenv("LTV_TRAIN_MAX_USERS", "5000")
+    assert dbt_vars(["1997-09-30"], 30)["train_max_users"] == 5000
+    assert dbt_vars(["1997-09-30"], 30, train_max_users=7)["train_max_users"] == 7
+    monkeypatch.setenv("LTV_TRAIN_MAX_USERS", "lots")
+    with pytest.raises(InputError, match="LTV_TRAIN_MAX_USERS"):
+        dbt_vars(["1997-09-30"], 30)

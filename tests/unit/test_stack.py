@@ -147,3 +147,22 @@ def test_bound_rows_keeps_the_newest_cutoff_whole_and_samples_older_ones(days):
     assert (kept["cutoff_date"] == frame["cutoff_date"].max()).sum() == newest.sum()
     assert 0.8 * budget < len(kept) - newest.sum() <= 1.2 * budget and notes
     assert stack.bound_rows(frame, len(frame), 0, []) is frame
+
+
+def test_train_users_bound_the_internal_rows_but_not_the_snapshot_at_as_of(days, model):
+    everyone = stack.train_stack(days, AS_OF, H, train_users=pd.Index(days["user_id"].unique()))
+    summary = stack.summary_at(days, AS_OF)
+    np.testing.assert_array_equal(everyone.predict(summary, H)["predicted_value"],
+                                  model.predict(summary, H)["predicted_value"])
+
+    users = pd.Index(sorted(days["user_id"].unique())[::2])
+    sampled = stack.train_stack(days, AS_OF, H, train_users=users)
+    alone = stack.train_stack(days[days["user_id"].isin(users)], AS_OF, H)
+    assert sampled.training_cutoffs == alone.training_cutoffs
+    X = stack.features(summary, sampled.btyd_fits, sampled.train_horizon_days)
+    # the booster learned from the sample's rows only: the same trees as on the sample alone
+    np.testing.assert_array_equal(sampled.booster.predict(X), alone.booster.predict(X))
+    assert not np.array_equal(sampled.booster.predict(X), model.booster.predict(X))
+    # ... while the revenue snapshot (and the level k) cover every customer with history at as_of
+    assert set(sampled.revenue_total) == set(summary["user_id"].astype(str))
+    assert set(alone.revenue_total) < set(sampled.revenue_total)

@@ -22,6 +22,12 @@ user_days as (
 
 ),
 
+training_users as (
+
+    select * from {{ ref('int_training_users') }}
+
+),
+
 purchase_days as (
 
     -- lifetimes' summary_data_from_transaction_data(freq="D", observation_period_end=D):
@@ -40,6 +46,8 @@ purchase_days as (
     inner join user_days
         on user_days.activity_date < cutoffs.history_end_date
     where user_days.is_purchase_day
+        and (not {{ ltv_is_sampled_cutoff('cutoffs') }}
+            or user_days.user_id in (select training_users.user_id from training_users))
 
 ),
 

@@ -39,6 +39,12 @@ dimensions as (
 
 ),
 
+training_users as (
+
+    select * from {{ ref('int_training_users') }}
+
+),
+
 population as (
 
     -- Everyone known before D + 1 day: a transaction or an event before it, or a signup.
@@ -49,8 +55,10 @@ population as (
         cutoffs.history_end_ts
     from users
     cross join cutoffs
-    where users.first_activity_date < cutoffs.history_end_date
-        or users.signup_ts < cutoffs.history_end_ts
+    where (users.first_activity_date < cutoffs.history_end_date
+        or users.signup_ts < cutoffs.history_end_ts)
+        and (not {{ ltv_is_sampled_cutoff('cutoffs') }}
+            or users.user_id in (select training_users.user_id from training_users))
 
 ),
 
@@ -64,6 +72,8 @@ history as (
     from cutoffs
     inner join user_days
         on user_days.activity_date < cutoffs.history_end_date
+    where not {{ ltv_is_sampled_cutoff('cutoffs') }}
+        or user_days.user_id in (select training_users.user_id from training_users)
 
 ),
 
@@ -147,6 +157,8 @@ dimensions_aggregated as (
     from cutoffs
     inner join dimensions
         on dimensions.first_seen_date < cutoffs.history_end_date
+    where not {{ ltv_is_sampled_cutoff('cutoffs') }}
+        or dimensions.user_id in (select training_users.user_id from training_users)
     group by dimensions.user_id, cutoffs.cutoff_date
 
 ),

@@ -52,7 +52,9 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestConfig,
         plan = marts.read_plan(con)
         origins = inputs.fitting_origins(plan)
         data, raw = inputs.read_origin_data(con, plan, origins)
-        days = stack.read_days(con, plan.scoring_date)
+        # Origins hold the training sample's customers (dbt's int_training_users): so do the
+        # day-table models and the day-table origins.
+        days = stack.read_days(con, plan.scoring_date, training_sample=True)
     notes, bt_horizon = [], plan.horizon_days
     if len(origins) < config.expected_origins:
         notes.append(f"{len(origins)} of {config.expected_origins} backtest origins fit inside the "

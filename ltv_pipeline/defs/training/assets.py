@@ -134,15 +134,17 @@ def rfm_stack_model(context: dg.AssetExecutionContext, config: GBMConfig,
                     model_registry: ModelRegistryResource) -> dg.MaterializeResult:
     """rfm_stack (lib/stack.py): LightGBM boosted from the BTYD forecast on RFM + BTYD features,
     trained on the day table's history up to the scoring date (internal cutoffs whose label
-    windows end by it), one model per scoring date; absent, with the reason, when the history
-    is too short."""
+    windows end by it; the training sample's customers, dbt's int_training_users), one model
+    per scoring date; absent, with the reason, when the history is too short."""
     with warehouse_db.connect(read_only=True) as con:
         plan = marts.read_plan(con)
         days = stack.read_days(con, plan.scoring_date)
+        sample = stack.training_users(con)
     t0 = time.perf_counter()
     try:
         model = stack.train_stack(days, plan.scoring_date, plan.horizon_days,
-                                  stack.StackConfig(max_rows=config.max_rows, seed=config.seed))
+                                  stack.StackConfig(max_rows=config.max_rows, seed=config.seed),
+                                  train_users=sample)
     except stack.StackUnavailable as exc:
         context.log.warning(str(exc))
         return dg.MaterializeResult(metadata={"trained": False, "note": str(exc)})
