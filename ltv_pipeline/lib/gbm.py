@@ -38,11 +38,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
 from ltv_pipeline import settings
+from ltv_pipeline.lib.lazy import lazy
+
+lgb = lazy("lightgbm")  # imported on the first fit or prediction (lib/lazy.py)
 
 MEMBERS = ("tweedie", "l2", "l1", "two_part", "quantile_p10", "quantile_p90", "hybrid")
 OBJECTIVES: dict[str, dict[str, Any]] = {

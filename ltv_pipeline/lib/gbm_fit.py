@@ -6,13 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
 from ltv_pipeline.lib.gbm import (BASE_PARAMS, EARLY_STOPPING_ROUNDS, FALLBACK_ROUNDS, MAX_ROUNDS,
                                   MAX_ROWS, MEMBERS, MIN_VALID_ROWS, OBJECTIVES, _FIXED_KEYS,
                                   GBMModel, Part, _matrix, size_params)
+from ltv_pipeline.lib.lazy import lazy
+
+lgb = lazy("lightgbm")  # imported on the first fit (lib/lazy.py)
 
 
 def _bound_rows(frame: pd.DataFrame, cut: pd.Series, max_rows: int, seed: int, id_col: str,

@@ -52,11 +52,12 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-import lightgbm as lgb
-
 from ltv_pipeline.lib import gbm, metrics
 from ltv_pipeline.lib.day_table import (DAY_COLUMNS, history, labels_at,  # noqa: F401 (API)
                                         normalise_days, read_days, summary_at, training_users)
+from ltv_pipeline.lib.lazy import lazy
+
+lgb = lazy("lightgbm")  # imported on the first fit (lib/lazy.py)
 
 NAME = "rfm_stack"
 COUNT_MODELS = ("bgnbd", "pareto")

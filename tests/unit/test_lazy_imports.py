@@ -12,10 +12,10 @@ import pytest
 
 from ltv_pipeline.lib.lazy import lazy, load
 
-HEAVY = ("feast", "great_expectations", "matplotlib", "lifetimes")
+HEAVY = ("feast", "great_expectations", "matplotlib", "lifetimes", "lightgbm")
 
 
-def test_definitions_load_without_feast_gx_matplotlib_or_lifetimes():
+def test_definitions_load_without_feast_gx_matplotlib_lifetimes_or_lightgbm():
     code = ("import sys, ltv_pipeline.definitions as d; "
             "assert len(d.defs.resolve_asset_graph().get_all_asset_keys()) > 10; "
             f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
