@@ -22,6 +22,8 @@ from ltv_pipeline.lib import ranking
 
 OUTPUT_COLUMNS = ["user_id", "predicted_value", "p10", "p90", "p_alive", "expected_purchases",
                   "segment", "model", "cold_start"]
+
+
 def forecast(population: pd.DataFrame, summary: pd.DataFrame, horizon_days: int,
              models: dict[str, object], gbm_frame: Callable[[], pd.DataFrame] | None,
              champion: str, champion_ref: str,
@@ -151,18 +153,22 @@ def score_as_of(ltv_home, cutoff, horizon_days: int, explain_top: int = 0) -> tu
                          "cutoff first (the scoring_features asset of that partition)")
     cache: dict[str, pd.DataFrame] = {}
 
+    def frame_of(entity: pd.DataFrame) -> pd.DataFrame:
+        """The LightGBM input (features + BTYD inputs) of the entity rows' users."""
+        store = feature_store.feature_store(Path(ltv_home))
+        feats = feature_store.training_frame(store, entity)
+        part = summary[summary["user_id"].isin(entity["user_id"])]
+        btyd = models["bgnbd_gg"].predict(part, horizon_days)
+        btyd_feats = pd.DataFrame({
+            "user_id": btyd["user_id"], "cutoff_date": entity["cutoff_date"].iloc[0],
+            "btyd_expected_purchases": btyd["expected_purchases"], "btyd_p_alive": btyd["p_alive"],
+            "btyd_expected_spend": btyd["expected_spend"], "btyd_value": btyd["predicted_value"],
+        })
+        return training.model_frame(feats, btyd_feats)
+
     def gbm_frame() -> pd.DataFrame:
         if "frame" not in cache:
-            store = feature_store.feature_store(Path(ltv_home))
-            entity = population[["user_id", "cutoff_date"]]
-            feats = feature_store.training_frame(store, entity)
-            btyd = models["bgnbd_gg"].predict(summary, horizon_days)
-            btyd_feats = pd.DataFrame({
-                "user_id": btyd["user_id"], "cutoff_date": entity["cutoff_date"].iloc[0],
-                "btyd_expected_purchases": btyd["expected_purchases"], "btyd_p_alive": btyd["p_alive"],
-                "btyd_expected_spend": btyd["expected_spend"], "btyd_value": btyd["predicted_value"],
-            })
-            cache["frame"] = training.model_frame(feats, btyd_feats)
+            cache["frame"] = frame_of(population[["user_id", "cutoff_date"]])
         return cache["frame"]
 
     out = forecast(population, summary, horizon_days, models, gbm_frame, champ.name, champ.ref)
@@ -175,7 +181,13 @@ def score_as_of(ltv_home, cutoff, horizon_days: int, explain_top: int = 0) -> tu
     used["explained_by"] = found[0] if found else None
     if found:
         top_users = out.nlargest(explain_top, "predicted_value", keep="first")
-        frame = gbm_frame().set_index("user_id").loc[top_users["user_id"]].reset_index()
+        # Only the explained users' rows: a BTYD or rfm_stack champion needs no LightGBM frame,
+        # and retrieving everyone's features for the top few cost ~3 GB at 1M users.
+        source = cache.get("frame")
+        if source is None:
+            source = frame_of(population.loc[population["user_id"].isin(top_users["user_id"]),
+                                             ["user_id", "cutoff_date"]])
+        frame = source.set_index("user_id").loc[top_users["user_id"]].reset_index()
         top = gbm.contributions(found[1], frame, top_k=3)
         out.loc[top_users.index, "top_features"] = top["top_features"].to_numpy()
     return out, used

@@ -174,3 +174,31 @@ def test_scoring_rebuilds_the_upstream_models_only_when_the_raw_tables_changed(t
     assert len(after) == len(before) + 1 == known_users(trained, day)
     assert not after.loc["u-late-load", "cold_start"] and after.loc["u-late-load", "predicted_value"] > 0
     assert upstream_rebuilt(score({"dagster/partition": day})) is False
+
+
+def test_explanations_cover_the_top_users_with_the_contributions_of_the_full_frame(trained):
+    """score_as_of retrieves features only for the explained users; their top_features equal
+    what the full population's LightGBM frame gives them."""
+    from ltv_pipeline.lib import feature_store, gbm, scoring, training
+    from ltv_pipeline.lib.registry import ModelRegistry
+
+    out, used = scoring.score_as_of(trained, date.fromisoformat(AS_OF), 90, explain_top=7)
+    explained = out[out["top_features"].notna()]
+    assert len(explained) == 7 and used["explained_by"]
+    assert explained["predicted_value"].min() >= out["predicted_value"].nlargest(7).min()
+
+    registry = ModelRegistry(trained / "models")
+    champ, models = scoring.champion_models(registry)
+    _, model = scoring.explainer(registry, models, champ.name)
+    with warehouse.connect(trained / "warehouse.duckdb", read_only=True) as con:
+        population = marts.population(con, date.fromisoformat(AS_OF))
+        summary = marts.btyd_summary(con, [date.fromisoformat(AS_OF)])
+    entity = population[["user_id", "cutoff_date"]]
+    feats = feature_store.training_frame(feature_store.feature_store(trained), entity)
+    btyd = models["bgnbd_gg"].predict(summary, 90)
+    full = training.model_frame(feats, pd.DataFrame({
+        "user_id": btyd["user_id"], "cutoff_date": entity["cutoff_date"].iloc[0],
+        "btyd_expected_purchases": btyd["expected_purchases"], "btyd_p_alive": btyd["p_alive"],
+        "btyd_expected_spend": btyd["expected_spend"], "btyd_value": btyd["predicted_value"]}))
+    want = gbm.contributions(model, full.set_index("user_id").loc[explained["user_id"]].reset_index(), top_k=3)
+    assert explained["top_features"].tolist() == want["top_features"].tolist()
