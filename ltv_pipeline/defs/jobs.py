@@ -6,6 +6,7 @@ import sys
 import dagster as dg
 
 from ltv_pipeline import groups
+from ltv_pipeline.defs.hooks import RELEASE_MEMORY
 
 # The daily-partitioned assets (scoring, monitoring, the online store per scoring date) run in
 # their own jobs (defs/scoring/schedules.py score_job); everything else is one as-of build.
@@ -17,6 +18,7 @@ full_pipeline_job = dg.define_asset_job(
     "full_pipeline_job",
     selection=dg.AssetSelection.all() - PARTITIONED,
     tags={"ltv/writes-warehouse": "true"},  # settings.WRITES_WAREHOUSE_TAG: one such run at a time
+    hooks=RELEASE_MEMORY,
     description="Load the source and build everything downstream of it as of one date: checks, "
     "features, Feast registry, training, backtests, champion. `ltv demo` and `ltv predict` run it, "
     "then the scoring partition of that date (score_job).",

@@ -109,11 +109,17 @@ def read_source(source: str, synthetic_users: int, synthetic_seed: int) -> dict[
 
 def prepare_loads(tables: dict[str, InputTable], base_currency: str = "USD") -> list[TableLoad]:
     """Validate every table (fx_rates first: its currencies decide which transactions are
-    convertible). Tables the source lacks are loaded empty so downstream SQL always has them."""
+    convertible). Tables the source lacks are loaded empty so downstream SQL always has them.
+
+    Consumes `tables`: each file's frame leaves the dict (and memory) once validated, so the
+    peak holds one raw table beside the validated ones (1M users, 6.9M events: 3.84 GB when
+    every raw frame stayed until the end)."""
+    from ltv_pipeline.lib import memory
+
     loads: dict[str, TableLoad] = {}
     known: set[str] = set()
     for name in ("fx_rates", "users", "events", "transactions"):
-        table = tables.get(name)
+        table = tables.pop(name, None)
         if table is None:
             empty = pd.DataFrame(columns=list(CONTRACTS[name].columns))
             loads[name] = TableLoad(name, None, 0, empty, empty.assign(reason=None))
@@ -122,6 +128,8 @@ def prepare_loads(tables: dict[str, InputTable], base_currency: str = "USD") -> 
         if name == "fx_rates":
             known = set(clean["currency"].dropna())
         loads[name] = TableLoad(name, table.file, len(table.frame), clean, bad)
+        del table
+        memory.release()
     return [loads[name] for name in CONTRACTS]
 
 

@@ -181,7 +181,11 @@ def validate_table(
     quarantined = df.loc[bad, list(types)].astype("string")
     quarantined["_row"] = out.loc[bad, "_row"]
     quarantined["reason"] = rows.reason[bad]
-    return out.loc[~bad].reset_index(drop=True), quarantined.reset_index(drop=True)
+    if bad.any():
+        clean = out.loc[~bad].reset_index(drop=True)
+    else:  # the usual case: no second copy of a table of millions of rows
+        clean, clean.index = out, pd.RangeIndex(len(out))
+    return clean, quarantined.reset_index(drop=True)
 
 
 def _table_rules(table, out, rows: _Rows, known_currencies, base_currency) -> None:

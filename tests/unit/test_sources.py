@@ -20,8 +20,10 @@ def test_cdnow_master_is_the_real_log():
     assert tx["ts"].max() == pd.Timestamp("1998-06-30")
     assert tx["transaction_id"].is_unique
     loads = sources.prepare_loads(tables)
+    assert tables == {}  # consumed: each file's frame is dropped once validated
     by_name = {load.table: load for load in loads}
     assert len(by_name["transactions"].clean) == 69_659
+    assert by_name["transactions"].clean.index.equals(pd.RangeIndex(69_659))
     assert by_name["transactions"].quarantined.empty
     # optional tables exist, empty, so downstream SQL can always read them
     assert by_name["users"].clean.empty and by_name["users"].file is None

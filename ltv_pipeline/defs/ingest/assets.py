@@ -53,7 +53,7 @@ def raw_tables(context: dg.AssetExecutionContext, config: IngestConfig, warehous
     one transaction: a failed load leaves the warehouse as it was."""
     context.log.info(f"reading source {config.source!r}")
     tables = sources.read_source(config.source, config.synthetic_users, config.synthetic_seed)
-    loads = sources.prepare_loads(tables, settings.BASE_CURRENCY)
+    loads = sources.prepare_loads(tables, settings.BASE_CURRENCY)  # consumes tables
     # customers erased with `ltv forget` stay out of every later load (LTV_HOME/privacy)
     loads, erased = sources.drop_erased(loads, warehouse_db.path.parent)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")

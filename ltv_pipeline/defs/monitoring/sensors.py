@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 import dagster as dg
 
 from ltv_pipeline import groups, settings
+from ltv_pipeline.defs.hooks import RELEASE_MEMORY
 from ltv_pipeline.defs.jobs import PARTITIONED
 from ltv_pipeline.defs.monitoring.assets import FIGURES_KEY, monitoring
 from ltv_pipeline.defs.transform.assets import DBT_ASSETS_NAME
@@ -32,11 +33,13 @@ retrain_job = dg.define_asset_job(
     description="Retrain as of a date on the data already loaded: dbt build, checks, Feast "
     "registry, training, backtests, champion (promotion gate). Requested by drift_sensor.",
     tags={settings.WRITES_WAREHOUSE_TAG: "true"},  # one warehouse writer at a time
+    hooks=RELEASE_MEMORY,
 )
 
 monitor_job = dg.define_asset_job(
     "monitor_job", selection=dg.AssetSelection.assets(monitoring), partitions_def=daily_partitions,
     tags={settings.WRITES_WAREHOUSE_TAG: "true"},
+    hooks=RELEASE_MEMORY,
     description="Materialize monitoring partitions (the scores of the day must exist).",
 )
 

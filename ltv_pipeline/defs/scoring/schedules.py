@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from ltv_pipeline.defs.hooks import RELEASE_MEMORY
 from ltv_pipeline.defs.scoring.assets import audience_exports, ltv_scores, scoring_features
 from ltv_pipeline.partitions import daily_partitions
 
@@ -10,6 +11,7 @@ score_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(scoring_features, ltv_scores, audience_exports)
     | dg.AssetSelection.keys("online_features"),
     partitions_def=daily_partitions,
+    hooks=RELEASE_MEMORY,
     tags={"ltv/writes-warehouse": "true"},  # settings.WRITES_WAREHOUSE_TAG: one such run at a time
     description="Score one day (or a range, in one run): features as of the day, the online "
     "store, the champion's forecasts in scores.ltv_scores, audience exports.",
