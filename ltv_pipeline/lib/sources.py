@@ -129,7 +129,7 @@ def prepare_loads(tables: dict[str, InputTable], base_currency: str = "USD") -> 
             known = set(clean["currency"].dropna())
         loads[name] = TableLoad(name, table.file, len(table.frame), clean, bad)
         del table
-        memory.release()
+        memory.release()  # only when the process is large (lib/memory.py)
     return [loads[name] for name in CONTRACTS]
 
 
