@@ -16,6 +16,7 @@ import json
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ltv_pipeline.lib import ranking, warehouse
@@ -51,7 +52,13 @@ def partition_rows(day: date | str, forecast: pd.DataFrame, used: dict,
     for column in COLUMNS:
         if column not in rows.columns:
             rows[column] = None
-    return rows[list(COLUMNS)].sort_values("rank", kind="stable").reset_index(drop=True)
+    # by rank: rank is a permutation of 1..n, so its inverse orders the rows without a sort
+    # (sort_values and reset_index copied the frame twice: 0.8 s at 1M users)
+    order = np.empty(len(rows), dtype=np.int64)
+    order[rows["rank"].to_numpy(np.int64) - 1] = np.arange(len(rows))
+    out = rows[list(COLUMNS)].take(order)
+    out.index = pd.RangeIndex(len(out))
+    return out
 
 
 def replace_partition(warehouse_path: Path, day: date | str, rows: pd.DataFrame, used: dict) -> int:
