@@ -1,8 +1,18 @@
-{#- Cutoff dates from vars: validated, de-duplicated, sorted ISO strings. -#}
+{#- Cutoff dates from vars: validated, de-duplicated, sorted ISO strings. With var cutoffs_table
+    (a scoring build), the dates of that table's cutoff_date column are added, read when the
+    models run: the vars then stay the same from one scoring date to the next, so dbt can
+    reuse its parse of the project (partial parsing; any change of --vars reparses all of it).
+    While parsing, the table is not read. -#}
 {% macro ltv_cutoff_dates() %}
     {%- set dates = [] -%}
     {%- set raw = var('cutoffs', []) -%}
     {%- if raw is string -%}{%- set raw = [raw] -%}{%- endif -%}
+    {%- set table = var('cutoffs_table', none) -%}
+    {%- if table and execute -%}
+        {%- set requested = run_query(
+            "select strftime(cutoff_date, '%Y-%m-%d') from " ~ table ~ " order by 1") -%}
+        {%- set raw = raw + (requested.columns[0].values() | list) -%}
+    {%- endif -%}
     {%- set candidates = raw + var('backtest_origins', []) + var('train_cutoffs', []) -%}
     {%- if var('scoring_date', none) -%}
         {%- set candidates = candidates + [var('scoring_date')] -%}

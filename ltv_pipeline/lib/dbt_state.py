@@ -8,11 +8,14 @@ date of a backfill or every day of the schedule repeats the same work. After a s
 that rebuilt the upstream models, `record` stores a fingerprint of those inputs in the
 warehouse; the next scoring build rebuilds them only when the fingerprint differs (a new load,
 an erasure, an upgraded dbt project, another base currency) or was never recorded.
+
+The dates of a scoring build travel in a table (request_cutoffs), not in dbt's --vars.
 """
 
 from __future__ import annotations
 
 import hashlib
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -20,6 +23,9 @@ import duckdb
 RAW_TABLES = ("transactions", "users", "events", "fx_rates")
 STATE_SCHEMA = "ltv_state"
 STATE_TABLE = f"{STATE_SCHEMA}.dbt_upstream"
+# The dates a scoring build is asked for (dbt var cutoffs_table): dbt reads them when the
+# models run, so the --vars of every scoring build are the same and dbt reuses its parse.
+SCORING_CUTOFFS_TABLE = f"{STATE_SCHEMA}.scoring_cutoffs"
 
 
 def project_digest(project_dir: Path) -> str:
@@ -65,3 +71,16 @@ def record(con: duckdb.DuckDBPyConnection, value: str) -> None:
     con.execute(f"create schema if not exists {STATE_SCHEMA}")
     con.execute(f"create or replace table {STATE_TABLE} as select ? as fingerprint, "
                 "current_timestamp as built_at", [value])
+
+
+def request_cutoffs(con: duckdb.DuckDBPyConnection, days: list[str]) -> str:
+    """Replace the dates of the next scoring build (SCORING_CUTOFFS_TABLE) with `days`
+    ('YYYY-MM-DD'); returns the table's name for dbt_vars.vars_for_scoring. Raises ValueError
+    for a malformed date or an empty list."""
+    parsed = sorted({date.fromisoformat(str(d).strip()) for d in days})
+    if not parsed:
+        raise ValueError("no scoring dates to build")
+    con.execute(f"create schema if not exists {STATE_SCHEMA}")
+    con.execute(f"create or replace table {SCORING_CUTOFFS_TABLE} (cutoff_date date)")
+    con.executemany(f"insert into {SCORING_CUTOFFS_TABLE} values (?)", [[d] for d in parsed])
+    return SCORING_CUTOFFS_TABLE

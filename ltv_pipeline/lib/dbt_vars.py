@@ -1,13 +1,14 @@
 """The --vars that tell the dbt project which cutoffs to build (pure; no Dagster, no I/O).
 
-Names and meanings match dbt_project/dbt_project.yml's vars: cutoffs, scoring_date,
-backtest_origins, train_cutoffs, build_kind, horizon_days, base_currency, decay_half_life_days,
-train_max_users.
+Names and meanings match dbt_project/dbt_project.yml's vars: cutoffs, cutoffs_table,
+scoring_date, backtest_origins, train_cutoffs, build_kind, horizon_days, base_currency,
+decay_half_life_days, train_max_users.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import Any
@@ -45,12 +46,14 @@ def dbt_vars(
     base_currency: str = settings.BASE_CURRENCY,
     decay_half_life_days: float = DEFAULT_DECAY_HALF_LIFE_DAYS,
     train_max_users: int | None = None,
+    cutoffs_table: str | None = None,
 ) -> dict[str, Any]:
     """The dbt vars for building `cutoffs` (plus every date named in a role) with horizon H.
 
     Dates become sorted, de-duplicated 'YYYY-MM-DD' strings; `cutoffs` is the union of all
-    of them, so dbt needs no other var to know what to build. Raises ValueError when there is
-    nothing to build or a value is out of range.
+    of them, so dbt needs no other var to know what to build, except the dates dbt reads from
+    `cutoffs_table` when it is given (schema.table with a cutoff_date column). Raises
+    ValueError when there is nothing to build or a value is out of range.
     """
     if isinstance(horizon_days, bool) or int(horizon_days) != horizon_days or horizon_days <= 0:
         raise ValueError(f"horizon_days must be a positive integer, got {horizon_days!r}")
@@ -67,13 +70,17 @@ def dbt_vars(
     trains = _isos(train_cutoffs)
     scoring = _iso(scoring_date) if scoring_date is not None else None
     every = set(_isos(cutoffs)) | set(origins) | set(trains) | ({scoring} if scoring else set())
-    if not every:
+    if not every and not cutoffs_table:
         raise ValueError("no cutoff dates to build: pass at least one cutoff")
+    if cutoffs_table is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*",
+                                                      cutoffs_table):
+        raise ValueError(f"cutoffs_table must be 'schema.table', got {cutoffs_table!r}")
     currency = base_currency.strip().upper()
     if len(currency) != 3 or not currency.isalpha():
         raise ValueError(f"base_currency must be an ISO 4217 code, got {base_currency!r}")
     return {
         "cutoffs": sorted(every),
+        "cutoffs_table": cutoffs_table,
         "scoring_date": scoring,
         "backtest_origins": origins,
         "train_cutoffs": trains,
@@ -101,11 +108,13 @@ def vars_for_plan(plan: CutoffPlan, **kwargs: Any) -> dict[str, Any]:
     )
 
 
-def vars_for_scoring(days: Iterable[date | str], horizon_days: int, **kwargs: Any) -> dict[str, Any]:
-    """dbt_vars of a scoring build: the features and BTYD summaries of each day in `days`
-    (a scoring partition or a backfill's range), planned in int_cutoffs_scoring so the
-    training plan is left as it is."""
-    return dbt_vars(list(days), horizon_days, build_kind="scoring", **kwargs)
+def vars_for_scoring(cutoffs_table: str, horizon_days: int, **kwargs: Any) -> dict[str, Any]:
+    """dbt_vars of a scoring build: the features and BTYD summaries of each date in
+    `cutoffs_table` (a scoring partition or a backfill's range, written by
+    lib.dbt_state.request_cutoffs), planned in int_cutoffs_scoring so the training plan is left
+    as it is. The vars name no date: they are the same for every scoring date, so dbt reuses
+    its parse of the project from one partition to the next (lib.dbt_project.run_dbt)."""
+    return dbt_vars([], horizon_days, build_kind="scoring", cutoffs_table=cutoffs_table, **kwargs)
 
 
 def as_cli_args(vars: Mapping[str, Any]) -> list[str]:

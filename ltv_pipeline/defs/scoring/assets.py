@@ -91,13 +91,20 @@ def scoring_features(
         upstream_current = dbt_state.recorded(con) == inputs
         if not upstream_current:
             dbt_state.clear(con)
+        requested = dbt_state.request_cutoffs(con, days)
     # cautious: only the tests whose every parent is built here (not the labels' tests); the
     # unit tests check SQL logic, not data: the training build runs them
     done = run_dbt(["build", "--select", PER_CUTOFF_SELECT if upstream_current else SCORING_SELECT,
                     "--indirect-selection", "cautious", "--exclude-resource-type", "unit_test"],
-                   vars_for_scoring(days, horizon), target)
-    if not upstream_current:
-        with warehouse_db.connect() as con:
+                   vars_for_scoring(requested, horizon), target)
+    with warehouse_db.connect() as con:
+        planned = [r[0] for r in con.execute(
+            "select strftime(cutoff_date, '%Y-%m-%d') from intermediate.int_cutoffs_scoring "
+            "order by 1").fetchall()]
+        if planned != days:  # another build replaced the request meanwhile
+            raise dg.Failure(f"dbt planned the scoring dates {planned}, not {days}: "
+                             "another scoring build ran at the same time; re-run this one")
+        if not upstream_current:
             dbt_state.record(con, inputs)
     dbt_seconds = time.perf_counter() - started
     context.log.info(f"dbt built cutoffs {days[0]}..{days[-1]} in {dbt_seconds:.1f} s "

@@ -1,0 +1,56 @@
+"""A scoring build reads its dates from a table (lib/dbt_state.request_cutoffs, dbt var
+cutoffs_table), so its --vars are the same for every date, and run_dbt hands each new run dir
+the parse state of the last build with those vars: dbt parses again only what changed instead
+of the whole project. Same hand-made log as test_marts_on_fixture.py."""
+
+import pytest
+from test_marts_on_fixture import D, write
+
+from ltv_pipeline.lib import dbt_state, warehouse
+from ltv_pipeline.lib.dbt_project import parse_cache_path, run_dbt
+from ltv_pipeline.lib.dbt_vars import dbt_vars, vars_for_scoring
+
+SELECT = ["build", "--select", "+customer_features +customer_btyd_summary",
+          "--exclude-resource-type", "unit_test"]
+FULL_PARSE = "Unable to do partial parsing"
+
+
+def score_build(wh, days, target):
+    with warehouse.connect(wh.path) as con:
+        table = dbt_state.request_cutoffs(con, days)
+    return run_dbt(SELECT, vars_for_scoring(table, 30), target_path=target)
+
+
+def days_in(wh, table: str) -> list[str]:
+    return wh.query(f"select distinct strftime(cutoff_date, '%Y-%m-%d') as d from {table} order by d")["d"].tolist()
+
+
+def test_a_scoring_build_plans_the_requested_dates_and_reuses_the_parse(dbt_warehouse, write_raw_tables):
+    write(dbt_warehouse, write_raw_tables)
+    dbt_warehouse.build(dbt_vars([D], 30))  # the training plan
+    first = score_build(dbt_warehouse, ["2024-03-30", "2024-03-29"], dbt_warehouse.home / "run1")
+    assert FULL_PARSE in first.stdout  # a new home: nothing to reuse yet
+    assert parse_cache_path(vars_for_scoring(dbt_state.SCORING_CUTOFFS_TABLE, 30)).is_file()
+    assert days_in(dbt_warehouse, "intermediate.int_cutoffs_scoring") == ["2024-03-29", "2024-03-30"]
+    assert {"2024-03-29", "2024-03-30"} <= set(days_in(dbt_warehouse, "marts.customer_features"))
+    assert days_in(dbt_warehouse, "intermediate.int_cutoffs_planned") == [D]  # left alone
+
+    # another date, a new run dir: the same vars, so dbt starts from the saved parse
+    second = score_build(dbt_warehouse, [D], dbt_warehouse.home / "run2")
+    assert FULL_PARSE not in second.stdout
+    assert days_in(dbt_warehouse, "intermediate.int_cutoffs_scoring") == [D]
+    # other vars (another horizon) are another parse
+    with warehouse.connect(dbt_warehouse.path) as con:
+        table = dbt_state.request_cutoffs(con, [D])
+    third = run_dbt(SELECT, vars_for_scoring(table, 60), target_path=dbt_warehouse.home / "run3")
+    assert FULL_PARSE in third.stdout
+
+
+def test_request_and_vars_refuse_what_dbt_could_not_read(dbt_warehouse):
+    with warehouse.connect(dbt_warehouse.path) as con:
+        with pytest.raises(ValueError):
+            dbt_state.request_cutoffs(con, [])
+        with pytest.raises(ValueError):
+            dbt_state.request_cutoffs(con, ["2024/03/01"])
+    with pytest.raises(ValueError, match="schema.table"):
+        vars_for_scoring("ltv_state.x; drop table raw.users", 30)
