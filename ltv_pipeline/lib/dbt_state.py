@@ -9,12 +9,16 @@ that rebuilt the upstream models, `record` stores a fingerprint of those inputs 
 warehouse; the next scoring build rebuilds them only when the fingerprint differs (a new load,
 an erasure, an upgraded dbt project, another base currency) or was never recorded.
 
-The dates of a scoring build travel in a table (request_cutoffs), not in dbt's --vars.
+The training build records the same fingerprint when it builds every upstream model (the
+`ltv predict` and `make demo` runs score right after it: they no longer rebuild the day table
+a second time). The dates of a scoring build travel in a table (request_cutoffs), not in
+dbt's --vars.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import date
 from pathlib import Path
 
@@ -26,6 +30,28 @@ STATE_TABLE = f"{STATE_SCHEMA}.dbt_upstream"
 # The dates a scoring build is asked for (dbt var cutoffs_table): dbt reads them when the
 # models run, so the --vars of every scoring build are the same and dbt reuses its parse.
 SCORING_CUTOFFS_TABLE = f"{STATE_SCHEMA}.scoring_cutoffs"
+
+
+# The models a scoring build builds for its dates; every model they read is upstream.
+PER_CUTOFF_MODELS = ("int_cutoffs_planned", "customer_features", "customer_btyd_summary")
+
+
+def upstream_models(manifest_path: Path) -> frozenset[str]:
+    """Names of the models upstream of the scoring marts (the staging views and intermediate
+    tables that a scoring build reuses while the fingerprint holds), from dbt's manifest."""
+    manifest = json.loads(Path(manifest_path).read_text())
+    parents, names = manifest["parent_map"], {}
+    for uid, node in manifest["nodes"].items():
+        if node.get("resource_type") == "model":
+            names[uid] = node["name"]
+    wanted = [uid for uid, name in names.items() if name in PER_CUTOFF_MODELS[1:]]
+    seen: set[str] = set()
+    while wanted:
+        for parent in parents.get(wanted.pop(), []):
+            if parent not in seen:
+                seen.add(parent)
+                wanted.append(parent)
+    return frozenset(names[u] for u in seen if u in names) - set(PER_CUTOFF_MODELS)
 
 
 def project_digest(project_dir: Path) -> str:

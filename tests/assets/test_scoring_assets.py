@@ -12,9 +12,11 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from ltv_pipeline.lib import generator, marts, scores, warehouse
+from ltv_pipeline import settings
+from ltv_pipeline.lib import dbt_state, generator, marts, scores, warehouse
 
 AS_OF = "2025-06-30"
+AFTER_TRAINING: dict[str, str | None] = {}
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +39,10 @@ def trained(tmp_path_factory) -> Iterator[Path]:
             instance=instance, raise_on_error=False,
         )
     assert result.success, [e.message for e in result.all_events if e.is_failure]
+    with warehouse.connect(home / "warehouse.duckdb", read_only=True) as con:
+        AFTER_TRAINING["recorded"] = dbt_state.recorded(con)
+        AFTER_TRAINING["inputs"] = dbt_state.fingerprint(con, settings.DBT_PROJECT_DIR,
+                                                         settings.BASE_CURRENCY)
     yield home
     for k, v in saved.items():
         if v is None:
@@ -152,6 +158,15 @@ def upstream_rebuilt(result: dg.ExecuteInProcessResult) -> bool:
     [mat] = [m for m in result.get_asset_materialization_events()
              if m.asset_key == dg.AssetKey("scoring_features")]
     return mat.materialization.metadata["upstream_models_rebuilt"].value
+
+
+def test_the_training_build_records_the_upstream_models_it_built(trained):
+    """The full pipeline's dbt build built every upstream model: the scoring partition that
+    follows it (as in `ltv predict` and `make demo`) reuses them instead of rebuilding them."""
+    assert AFTER_TRAINING["recorded"] is not None
+    assert AFTER_TRAINING["recorded"] == AFTER_TRAINING["inputs"]
+    assert dbt_state.upstream_models(settings.dbt_target_dir() / "manifest.json") >= {
+        "stg_raw__transactions", "int_user_days_aggregated"}
 
 
 def test_scoring_rebuilds_the_upstream_models_only_when_the_raw_tables_changed(trained):

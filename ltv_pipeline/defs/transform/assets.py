@@ -18,7 +18,7 @@ from pydantic import Field
 from ltv_pipeline import groups, settings
 from ltv_pipeline.defs.resources import WarehouseResource
 from ltv_pipeline.lib import cutoffs as cutoff_rules
-from ltv_pipeline.lib import marts
+from ltv_pipeline.lib import dbt_state, marts
 from ltv_pipeline.lib.dbt_project import ensure_manifest, run_target
 from ltv_pipeline.lib.dbt_vars import DEFAULT_DECAY_HALF_LIFE_DAYS, as_cli_args, vars_for_plan
 from ltv_pipeline.lib.errors import InputError
@@ -178,6 +178,15 @@ def build_dbt_assets() -> dg.AssetsDefinition:
         if config.full_refresh:
             args.append("--full-refresh")
         target = run_target(settings.ltv_home(), context.run.run_id)
+        # The upstream models a scoring build reuses (lib/dbt_state.py): forget their record
+        # before rebuilding any of them; record it again after a build of all of them.
+        selected = {k.path[-1] for k in context.selected_asset_keys}
+        upstream = dbt_state.upstream_models(ensure_manifest())
+        inputs = None
+        if selected & upstream:
+            with warehouse_db.connect() as con:
+                inputs = dbt_state.fingerprint(con, settings.DBT_PROJECT_DIR, dbt_vars["base_currency"])
+                dbt_state.clear(con)
         # Mart events wait for the row counts, which can only be read once dbt has released
         # the warehouse; their order (output, then its checks) is kept.
         held: list[Any] = []
@@ -191,6 +200,9 @@ def build_dbt_assets() -> dg.AssetsDefinition:
             yield from held
             raise
         counts = mart_row_counts(warehouse_db, dbt_vars["cutoffs"], plan.horizon_days)
+        if inputs is not None and upstream <= selected:
+            with warehouse_db.connect() as con:
+                dbt_state.record(con, inputs)
         for event in held:
             key = _event_key(context, event)
             extra = counts.get(key.path[-1], {}) if key else {}
