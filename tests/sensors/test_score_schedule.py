@@ -18,3 +18,10 @@ def test_score_schedule_requests_yesterdays_partition():
         data = schedule.evaluate_tick(context)
     [request] = data.run_requests
     assert request.partition_key == "2025-03-09"
+
+
+def test_score_job_runs_its_steps_in_one_process():
+    # a process per step would load the definitions again for each (~2.5 s apiece)
+    from ltv_pipeline.definitions import defs
+
+    assert defs.resolve_job_def("score_job").executor_def.name == dg.in_process_executor.name

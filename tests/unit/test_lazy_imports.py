@@ -81,3 +81,18 @@ def test_btyd_fits_pickled_here_load_where_lifetimes_was_never_imported(tmp_path
     for m, values in got.items():
         np.testing.assert_allclose(values, expected[m], rtol=1e-12)
         assert np.asarray(values).sum() > 0
+
+
+def test_prefetch_imports_in_a_thread_runs_hooks_once_and_ignores_failures():
+    # a fresh interpreter: the modules must not be imported before the prefetch
+    code = ("import sys, threading; from ltv_pipeline.lib.lazy import lazy, load, prefetch; "
+            "calls = []; mod = lazy('email.mime.text', calls.append); "
+            "assert 'email.mime.text' not in sys.modules and 'csv' not in sys.modules; "
+            "t = prefetch(mod, 'csv', 'no_such_module_ltv'); "
+            "racers = [threading.Thread(target=load, args=(mod,)) for _ in range(4)]; "
+            "[r.start() for r in racers]; t.join(30); [r.join(30) for r in racers]; "
+            "assert not t.is_alive() and t.daemon; "
+            "print(len(calls), 'email.mime.text' in sys.modules, 'csv' in sys.modules, "
+            "load(mod) is sys.modules['email.mime.text'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1", "True", "True", "True"]
