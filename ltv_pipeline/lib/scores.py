@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ltv_pipeline.lib import ranking, warehouse
+from ltv_pipeline.lib import files, ranking, warehouse
 
 SCHEMA = "scores"
 TABLE = f"{SCHEMA}.ltv_scores"
@@ -96,12 +96,8 @@ def write_record(ltv_home: Path, day: date | str, rows: pd.DataFrame, used: dict
     record = {"as_of_date": day, "champion": used["champion"], "horizon_days": int(used["horizon_days"]),
               "segment_thresholds": used["segment_thresholds"],
               "cold_start_value": float(cold.mean()) if len(cold) else 0.0, "users": int(len(rows))}
-    path = Path(ltv_home) / "scores" / f"{day}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=2))
-    tmp.replace(path)
-    return path
+    return files.write_text_atomic(Path(ltv_home) / "scores" / f"{day}.json",
+                                   json.dumps(record, indent=2))
 
 
 def read_record(ltv_home: Path, day: date | str) -> dict | None:
