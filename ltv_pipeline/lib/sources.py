@@ -14,7 +14,7 @@ import pandas as pd
 
 from ltv_pipeline.lib.errors import InputError
 from ltv_pipeline.lib.schema import CONTRACTS, OPTIONAL_TABLES
-from ltv_pipeline.lib.validation import validate_table
+from ltv_pipeline.lib.validation import TEXT, validate_table
 from ltv_pipeline.lib.warehouse import TableLoad
 
 SUFFIXES = (".parquet", ".csv")
@@ -66,12 +66,21 @@ def _find(directory: Path, name: str) -> Path | None:
     return found[0] if found else None
 
 
+def _text_type(arrow_type):
+    """Parquet text columns stay Arrow-backed (validation.TEXT): no Python string per value."""
+    import pyarrow as pa
+
+    return TEXT if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) else None
+
+
 def read_file(path: Path) -> pd.DataFrame:
     """Read a CSV (every column as text, so validation sees values as given) or Parquet file."""
     try:
         if path.suffix == ".csv":
             return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-        return pd.read_parquet(path)
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pandas(types_mapper=_text_type)
     except pd.errors.EmptyDataError:
         raise InputError(f"{path}: the file is empty (no header, no rows)") from None
     except Exception as exc:  # noqa: BLE001 - any reader failure is a file-format problem

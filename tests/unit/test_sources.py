@@ -87,3 +87,30 @@ def test_empty_and_corrupt_files_are_file_errors(tmp_path):
 def test_not_a_directory_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="not 'cdnow', 'synthetic' or a directory"):
         sources.read_source(str(tmp_path / "nope"), 10, 0)
+
+
+def test_a_parquet_file_validates_as_the_same_rows_written_as_csv(tmp_path):
+    """Parquet text stays Arrow-backed (no Python string per value); the same messy rows as a
+    CSV (read as Python text) give the same clean rows and the same quarantine reasons."""
+    rows = pd.DataFrame({
+        "user_id": [" a ", "b", "", "c", None, "d"],
+        "ts": ["2025-01-01", "2025-01-02 10:00", "2025-01-03", "bad", "2025-01-04", "2025-01-05"],
+        "amount": [10.0, float("inf"), 3.0, 4.0, None, 6.0],
+        "currency": ["usd", " USD", "USD", "USD", "USD", "USD"],
+        "transaction_id": ["t1", "t2", "t3", "t4", "t5", "t1"],
+    })
+    (tmp_path / "pq").mkdir()
+    (tmp_path / "csv").mkdir()
+    rows.to_parquet(tmp_path / "pq" / "transactions.parquet", index=False)
+    rows.to_csv(tmp_path / "csv" / "transactions.csv", index=False)
+    from_pq = sources.read_directory(tmp_path / "pq")
+    assert str(from_pq["transactions"].frame["user_id"].dtype) == str(sources.TEXT)
+    loads = {k: sources.prepare_loads(sources.read_directory(tmp_path / k))[0]
+             for k in ("pq", "csv")}
+    pq_load, csv_load = loads["pq"], loads["csv"]
+    assert list(pq_load.clean["user_id"]) == list(csv_load.clean["user_id"]) == ["a"]
+    assert list(pq_load.clean["currency"]) == ["USD"]
+    assert list(pq_load.quarantined["reason"]) == list(csv_load.quarantined["reason"])
+    assert set(pq_load.quarantined["reason"]) == {
+        "amount is NaN or infinite", "missing user_id", "unparseable ts (expected ISO 8601)",
+        "duplicate transaction_id"}
