@@ -141,19 +141,37 @@ def summary_from_transactions(df: pd.DataFrame, observation_end, user_col: str =
             raise ValueError(f"transactions.{col} has {int(bad.sum())} null value(s), e.g. rows "
                              f"{list(df.index[bad.to_numpy()][:5])}")
     end = pd.Timestamp(observation_end).floor("D")
-    tx = pd.DataFrame({"user_id": df[user_col].to_numpy(), "day": ts.dt.floor("D").to_numpy(),
-                       "amount": df[amount_col].to_numpy(float) if amount_col else 0.0})
-    days = tx[tx["day"] <= end].groupby(["user_id", "day"], as_index=False)["amount"].sum()
-    g = days.groupby("user_id")
-    out = g.agg(first=("day", "min"), last=("day", "max"), n=("day", "size"),
-                mean_order_value=("amount", "mean"))
-    repeat = days[days["day"] > g["day"].transform("min")].groupby("user_id")["amount"].mean()
-    out["frequency"] = out["n"] - 1
-    out["recency"] = (out["last"] - out["first"]).dt.days.astype(float)
-    out["T"] = (end - out["first"]).dt.days.astype(float)
-    out["monetary_value"] = repeat.reindex(out.index).fillna(0.0)
+    # Integer work, not a groupby on the id strings (1M users' day table: 4.5 s -> ~1 s):
+    # users coded in sorted order (the output is sorted by user_id, as a groupby's), each
+    # (user, day) a key user * span + day, so sorted unique keys are the users' day rows in
+    # order and per-user aggregates are reductions over contiguous runs.
+    end_day = end.to_datetime64().astype("datetime64[D]").astype(np.int64)
+    day = ts.dt.floor("D").to_numpy("datetime64[D]").astype(np.int64)
+    keep = day <= end_day
     cols = ["user_id", *_KEYS, "monetary_value"] + (["mean_order_value"] if order_value else [])
-    return out.reset_index()[cols]
+    if not keep.any():
+        return pd.DataFrame({c: pd.Series(dtype=object if c == "user_id" else float) for c in cols})
+    codes, users = pd.factorize(df[user_col].to_numpy()[keep], sort=True)
+    day = day[keep]
+    amount = df[amount_col].to_numpy(float)[keep] if amount_col else np.zeros(len(day))
+    lo = int(day.min())
+    span = int(day.max()) - lo + 1
+    keys, inv = np.unique(codes.astype(np.int64) * span + (day - lo), return_inverse=True)
+    day_total = np.bincount(inv.ravel(), weights=amount, minlength=len(keys))
+    user_of, day_of = keys // span, keys % span + lo
+    starts = np.flatnonzero(np.r_[True, user_of[1:] != user_of[:-1]])
+    n = np.diff(np.r_[starts, len(keys)])
+    first, last = day_of[starts], day_of[np.r_[starts[1:], len(keys)] - 1]
+    run = np.repeat(np.arange(len(starts)), n)  # each day row's user (position in the output)
+    repeat = np.ones(len(keys), dtype=bool)
+    repeat[starts] = False
+    total = np.bincount(run, weights=day_total, minlength=len(starts))
+    repeat_total = np.bincount(run[repeat], weights=day_total[repeat], minlength=len(starts))
+    out = pd.DataFrame({"user_id": users[user_of[starts]], "frequency": n - 1,
+                        "recency": (last - first).astype(float), "T": (end_day - first).astype(float),
+                        "monetary_value": np.where(n > 1, repeat_total / np.maximum(n - 1, 1), 0.0),
+                        "mean_order_value": total / n})
+    return out[cols]
 
 
 def check_summary(summary: pd.DataFrame) -> None:

@@ -302,3 +302,15 @@ def test_a_fit_on_the_same_rows_is_reused_and_other_rows_refit(cdnow, monkeypatc
     older = cdnow.assign(T=cdnow["T"] + 7)  # one week later: other patterns, a new fit
     moved = btyd.fit_btyd(older, "bgnbd")
     assert len(calls) == 1 and moved.params != first.params
+
+
+def test_summary_before_every_transaction_is_empty_with_its_columns():
+    tx = pd.DataFrame({"user_id": ["a", "b"], "ts": pd.to_datetime(["2024-02-01", "2024-02-03"]),
+                       "amount": [1.0, 2.0]})
+    out = btyd.summary_from_transactions(tx, "2024-01-31", order_value=True)
+    assert out.empty
+    assert list(out.columns) == ["user_id", "frequency", "recency", "T", "monetary_value",
+                                 "mean_order_value"]
+    one = btyd.summary_from_transactions(tx, "2024-02-01")
+    assert one.to_dict("records") == [{"user_id": "a", "frequency": 0, "recency": 0.0, "T": 0.0,
+                                       "monetary_value": 0.0}]
