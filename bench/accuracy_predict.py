@@ -1,8 +1,10 @@
 """Issue #7's accuracy test through `ltv predict`, against lifetimes fitted directly.
 
 For each case LABEL=TRANSACTIONS:D:H (TRANSACTIONS: a .csv or .parquet in the input contract:
-user_id, ts, amount, optional is_refund, in ONE currency: `ltv predict` has no --fx-rates, so
-the generator's EUR/GBP rows must be converted with its fx_rates.parquet first):
+user_id, ts, amount, optional is_refund, in ONE currency: the lifetimes baselines and the
+realised values here read amounts as given, so the generator's EUR/GBP rows must be converted
+first: --to-base DIR writes DIR/transactions_usd.parquet, amount x the day's rate_to_base from
+DIR/fx_rates.parquet, which `ltv predict` also finds beside it):
   1. with --run, `ltv predict --transactions TRANSACTIONS --cutoff D --horizon-days H --out
      OUT/LABEL_D_H.parquet --report OUT/LABEL_D_H.json` in a fresh LTV_HOME (OUT/home-LABEL_D_H,
      removed first), one case after another (--src DIR: run the source tree DIR, e.g. a
@@ -22,6 +24,12 @@ and whether the champion beats both on both.
   .venv/bin/python -m bench.accuracy_predict --run --out /tmp/acc7-out \\
       cdnow=/tmp/acc7-out/cdnow.csv:1997-09-30:273 syn11=/tmp/acc7-out/syn11/transactions_usd.parquet:2025-09-30:90
   .venv/bin/python -m bench.accuracy_predict --cdnow-csv /tmp/acc7-out/cdnow.csv  (writes the file)
+
+--candidates also scores EVERY registered candidate (not only the champion) at D from the case's
+LTV_HOME (OUT/home-LABEL_D_H, which --run keeps), with lib/scoring.forecast as if it were the
+champion, and prints each one's realised MAE and Gini with its backtest means: the table to
+judge a champion rule by. --context passes users.parquet and events.parquet found beside
+TRANSACTIONS (the generator writes them) as `ltv predict --users/--events`.
 """
 
 from __future__ import annotations
@@ -56,6 +64,27 @@ def read_transactions(path: str) -> pd.DataFrame:
     if "is_refund" in tx:
         tx["amount"] = np.where(tx["is_refund"].fillna(False).astype(bool), -tx["amount"], tx["amount"])
     return tx
+
+
+def to_base(gen_dir: Path) -> Path:
+    """gen_dir/transactions_usd.parquet: the generator's transactions with every amount (and
+    variable_cost) in the base currency (x rate_to_base of the transaction's day; base-currency rows as they are)."""
+    from ltv_pipeline.settings import BASE_CURRENCY
+
+    tx, fx = pd.read_parquet(gen_dir / "transactions.parquet"), pd.read_parquet(gen_dir / "fx_rates.parquet")
+    tx = tx.assign(date=pd.to_datetime(tx["ts"]).dt.date)
+    fx = fx.assign(date=pd.to_datetime(fx["date"]).dt.date)[["date", "currency", "rate_to_base"]]
+    merged = tx.merge(fx, on=["date", "currency"], how="left", validate="many_to_one")
+    other = merged["currency"] != BASE_CURRENCY
+    if merged.loc[other, "rate_to_base"].isna().any():
+        bad = merged.loc[other & merged["rate_to_base"].isna(), ["date", "currency"]].head(3)
+        raise ValueError(f"{gen_dir}/fx_rates.parquet has no rate for e.g. {bad.to_dict('records')}")
+    rate = merged["rate_to_base"].where(other, 1.0)
+    out = merged.assign(currency=BASE_CURRENCY, **{c: (merged[c] * rate).round(2)
+                                                   for c in ("amount", "variable_cost") if c in merged})
+    target = gen_dir / "transactions_usd.parquet"
+    out.drop(columns=["date", "rate_to_base"]).to_parquet(target, index=False)
+    return target
 
 
 def lifetimes_baselines(tx: pd.DataFrame, cutoff: date, horizon: int) -> tuple[pd.DataFrame, dict]:
@@ -106,8 +135,23 @@ def realised(tx: pd.DataFrame, cutoff: date, horizon: int, users: pd.Index) -> n
     return users.map(win.groupby("user_id")["amount"].sum()).fillna(0.0).to_numpy(float)
 
 
+def predict_command(path: str, cutoff: str, horizon: int, out: Path, tag: str,
+                    context: bool = False) -> list[str]:
+    """The `ltv predict` command line of one case; context: also --users and --events, the
+    users.parquet and events.parquet beside TRANSACTIONS (raises FileNotFoundError if absent)."""
+    cmd = [str(VENV_PYTHON), "-c", CLI, "predict", "--transactions", path, "--cutoff", cutoff,
+           "--horizon-days", str(horizon), "--out", str(out / f"{tag}.parquet"),
+           "--report", str(out / f"{tag}.json")]
+    for kind in ("users", "events") if context else ():
+        beside = Path(path).with_name(f"{kind}.parquet")
+        if not beside.exists():
+            raise FileNotFoundError(f"--context: {beside} does not exist")
+        cmd += [f"--{kind}", str(beside)]
+    return cmd
+
+
 def run_predict(path: str, cutoff: str, horizon: int, out: Path, tag: str,
-                src: str | None = None) -> float:
+                src: str | None = None, context: bool = False) -> float:
     """`ltv predict` in a fresh LTV_HOME; src: a source tree to run instead of this checkout
     (e.g. `git archive` of a commit, so other people's uncommitted edits do not interfere)."""
     home = out / f"home-{tag}"
@@ -115,9 +159,7 @@ def run_predict(path: str, cutoff: str, horizon: int, out: Path, tag: str,
     env = {**os.environ, "LTV_HOME": str(home)}
     if src:
         env["PYTHONPATH"] = src
-    cmd = [str(VENV_PYTHON), "-c", CLI, "predict", "--transactions", path, "--cutoff", cutoff,
-           "--horizon-days", str(horizon), "--out", str(out / f"{tag}.parquet"),
-           "--report", str(out / f"{tag}.json")]
+    cmd = predict_command(path, cutoff, horizon, out, tag, context)
     t0 = time.perf_counter()
     with open(out / f"{tag}.log", "w") as log:
         rc = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
@@ -151,12 +193,82 @@ def evaluate(label: str, path: str, cutoff: str, horizon: int, out: Path, second
     return rows
 
 
+def candidate_values(home: Path, cutoff: str, horizon: int) -> dict[str, pd.Series]:
+    """Every registered candidate's forecast at cutoff (user_id -> value), each scored by
+    lib/scoring.forecast as the champion (the same code path `ltv predict` uses for its champion)."""
+    from ltv_pipeline.lib import feature_store, marts, scoring, training, warehouse
+    from ltv_pipeline.lib.champion import NOT_SELECTABLE
+    from ltv_pipeline.lib.registry import ModelRegistry
+
+    registry = ModelRegistry(home / "models")
+    day = date.fromisoformat(cutoff)
+    with warehouse.connect(home / "warehouse.duckdb", read_only=True) as con:
+        population = marts.population(con, day)
+        summary = marts.btyd_summary(con, [day])
+    bgnbd = registry.load("bgnbd_gg")
+    cache: dict[str, pd.DataFrame] = {}
+
+    def gbm_frame() -> pd.DataFrame:
+        if "frame" not in cache:
+            entity = population[["user_id", "cutoff_date"]]
+            feats = feature_store.training_frame(feature_store.feature_store(home), entity)
+            btyd = bgnbd.predict(summary[summary["user_id"].isin(entity["user_id"])], horizon)
+            cache["frame"] = training.model_frame(feats, pd.DataFrame({
+                "user_id": btyd["user_id"], "cutoff_date": entity["cutoff_date"].iloc[0],
+                "btyd_expected_purchases": btyd["expected_purchases"], "btyd_p_alive": btyd["p_alive"],
+                "btyd_expected_spend": btyd["expected_spend"], "btyd_value": btyd["predicted_value"]}))
+        return cache["frame"]
+
+    out = {}
+    for name in registry.names():
+        if name in NOT_SELECTABLE or "quantile" in name:
+            continue
+        obj = registry.load(name)
+        models = {"bgnbd_gg": bgnbd, name: obj}
+        for ref in getattr(obj, "refs", {}).values():
+            models[ref.split("/v")[0]] = registry.load(*ref.split("/v"))
+        rows = scoring.forecast(population, summary, horizon, models, gbm_frame, name, name)
+        out[name] = rows.set_index(rows["user_id"].astype(str))["predicted_value"]
+    return out
+
+
+def evaluate_candidates(label: str, path: str, cutoff: str, horizon: int, out: Path) -> pd.DataFrame:
+    tag = f"{label}_{cutoff}_{horizon}"
+    tx = read_transactions(path)
+    d = date.fromisoformat(cutoff)
+    base, _ = lifetimes_baselines(tx, d, horizon)
+    actual = realised(tx, d, horizon, base.index)
+    report = json.loads((out / f"{tag}.json").read_text())
+    rows = []
+    for name, values in candidate_values(out / f"home-{tag}", cutoff, horizon).items():
+        p = values.reindex(base.index).to_numpy(float)
+        bt = report["leaderboard"].get(name, {}).get("mean", {})
+        rows.append({"data": label, "cutoff": cutoff, "model": name,
+                     "champion": report["champion"].split("/v")[0] == name,
+                     "mae": metrics.mae(actual, p), "gini": metrics.normalized_gini(actual, p),
+                     "total_ratio": metrics.total_ratio(actual, p), "bt_mae": bt.get("mae"),
+                     "bt_gini": bt.get("gini"), "bt_total_ratio": bt.get("total_ratio")})
+    for m in ("bgnbd_gg", "pareto_gg"):
+        p = base[m].to_numpy(float)
+        rows.append({"data": label, "cutoff": cutoff, "model": m + " (lifetimes)", "champion": False,
+                     "mae": metrics.mae(actual, p), "gini": metrics.normalized_gini(actual, p),
+                     "total_ratio": metrics.total_ratio(actual, p)})
+    return pd.DataFrame(rows)
+
+
 def main(argv: list[str]) -> int:
-    run, out, specs, src = False, Path("/tmp/acc7-out"), [], None
+    run, out, specs, src, candidates, context = False, Path("/tmp/acc7-out"), [], None, False, False
     it = iter(argv)
     for a in it:
         if a == "--run":
             run = True
+        elif a == "--candidates":
+            candidates = True
+        elif a == "--context":
+            context = True
+        elif a == "--to-base":
+            target = to_base(Path(next(it)))
+            print(f"wrote {target}")
         elif a == "--src":
             src = next(it)
         elif a == "--out":
@@ -174,7 +286,7 @@ def main(argv: list[str]) -> int:
     for spec in specs:
         label, rest = spec.split("=", 1)
         path, cutoff, h = rest.rsplit(":", 2)
-        seconds = run_predict(path, cutoff, int(h), out, f"{label}_{cutoff}_{h}", src) if run else None
+        seconds = run_predict(path, cutoff, int(h), out, f"{label}_{cutoff}_{h}", src, context) if run else None
         rows = evaluate(label, path, cutoff, int(h), out, seconds)
         table += rows
         champ, bases = rows[0], rows[1:]
@@ -182,6 +294,9 @@ def main(argv: list[str]) -> int:
                      "beats_on_mae": champ["mae"] < min(b["mae"] for b in bases),
                      "beats_on_gini": champ["gini"] > max(b["gini"] for b in bases)})
         print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4f"), flush=True)
+        if candidates:
+            print(evaluate_candidates(label, path, cutoff, int(h), out)
+                  .to_markdown(index=False, floatfmt=".4f"), flush=True)
     print()
     print(pd.DataFrame(table).to_markdown(index=False, floatfmt=".4f"))
     print()

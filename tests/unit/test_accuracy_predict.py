@@ -1,0 +1,61 @@
+"""bench/accuracy_predict.py's helpers: the `ltv predict` command of a case and the conversion of
+the generator's transactions to the base currency the lifetimes baselines read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench import accuracy_predict as ap
+
+
+def test_predict_command_passes_users_and_events_beside_transactions_with_context(tmp_path: Path):
+    tx = tmp_path / "transactions_usd.parquet"
+    for name in ("users.parquet", "events.parquet"):
+        (tmp_path / name).write_bytes(b"")
+    cmd = ap.predict_command(str(tx), "2025-09-30", 90, tmp_path / "out", "syn_2025-09-30_90", context=True)
+    assert cmd[cmd.index("--users") + 1] == str(tmp_path / "users.parquet")
+    assert cmd[cmd.index("--events") + 1] == str(tmp_path / "events.parquet")
+    assert cmd[cmd.index("--horizon-days") + 1] == "90"
+    plain = ap.predict_command(str(tx), "2025-09-30", 90, tmp_path / "out", "syn_2025-09-30_90")
+    assert "--users" not in plain and "--events" not in plain
+
+
+def test_predict_command_with_context_names_the_missing_file(tmp_path: Path):
+    (tmp_path / "users.parquet").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match="events.parquet"):
+        ap.predict_command(str(tmp_path / "t.parquet"), "2025-09-30", 90, tmp_path, "x", context=True)
+
+
+def _generator_dir(tmp_path: Path, fx_days: list[str]) -> Path:
+    pd.DataFrame({
+        "user_id": ["u1", "u2", "u3"],
+        "ts": pd.to_datetime(["2025-01-02 10:00", "2025-01-03 11:00", "2025-01-03 12:00"]),
+        "amount": [10.0, 20.0, 30.0], "currency": ["USD", "EUR", "GBP"],
+        "is_refund": [False, False, True], "variable_cost": [5.0, 8.0, 12.0],
+    }).to_parquet(tmp_path / "transactions.parquet", index=False)
+    pd.DataFrame({
+        "date": pd.to_datetime([d for d in fx_days for _ in ("EUR", "GBP")]).date,
+        "currency": ["EUR", "GBP"] * len(fx_days),
+        "rate_to_base": [1.1, 1.3, 1.2, 1.25][:2 * len(fx_days)],
+    }).to_parquet(tmp_path / "fx_rates.parquet", index=False)
+    return tmp_path
+
+
+def test_to_base_converts_amount_and_cost_at_the_rate_of_the_transaction_day(tmp_path: Path):
+    gen = _generator_dir(tmp_path, ["2025-01-02", "2025-01-03"])
+    out = pd.read_parquet(ap.to_base(gen))
+    # EUR on 2025-01-03 is 1.2 (not 1.1, the rate of 01-02); GBP on 01-03 is 1.25; USD as given
+    assert out["amount"].tolist() == [10.0, 24.0, 37.5]
+    assert out["variable_cost"].tolist() == [5.0, 9.6, 15.0]
+    assert set(out["currency"]) == {"USD"}
+    assert out["is_refund"].tolist() == [False, False, True]
+    assert ap.read_transactions(str(gen / "transactions_usd.parquet"))["amount"].tolist() == [10.0, 24.0, -37.5]
+
+
+def test_to_base_refuses_a_day_without_a_rate(tmp_path: Path):
+    gen = _generator_dir(tmp_path, ["2025-01-02"])
+    with pytest.raises(ValueError, match="no rate"):
+        ap.to_base(gen)
