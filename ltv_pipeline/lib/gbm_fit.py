@@ -62,15 +62,45 @@ def _constant(objective: str, y: np.ndarray) -> float:
     return float(np.median(y)) if objective == "regression_l1" else float(np.mean(y))
 
 
+class _Bins:
+    """The binned LightGBM Datasets of a family's training and validation rows, one pair per
+    feature list, shared by the members that train on those rows: LightGBM bins X alone (the
+    label and the objective do not enter), so a member sets its label on the pair instead of
+    binning the same frame again (7 members, 250k rows: ~0.15 s a Dataset). Members of the same
+    rows have the same dataset parameters (size_params of the same count); if they did not,
+    LightGBM rebuilds from the raw frame it keeps (free_raw_data=False)."""
+
+    def __init__(self) -> None:
+        self._sets: dict[tuple[str, ...], list] = {}
+
+    def train(self, X: pd.DataFrame, y: np.ndarray):
+        pair = self._sets.setdefault(tuple(X.columns), [None, None])
+        if pair[0] is None:
+            pair[0] = lgb.Dataset(X, y, params={"verbosity": -1}, free_raw_data=False)
+        else:
+            pair[0].set_label(y)
+        return pair[0]
+
+    def valid(self, X: pd.DataFrame, y: np.ndarray, dtrain):
+        pair = self._sets[tuple(X.columns)]
+        if pair[1] is None:
+            pair[1] = lgb.Dataset(X, y, reference=dtrain, free_raw_data=False)
+        else:
+            pair[1].set_label(y)
+        return pair[1]
+
+
 def _fit_part(name: str, params: dict, X: pd.DataFrame, y: np.ndarray, Xv: pd.DataFrame | None,
-              yv: np.ndarray | None, cfg: dict, notes: list[str]) -> Part:
+              yv: np.ndarray | None, cfg: dict, notes: list[str], bins: _Bins | None = None) -> Part:
+    """One booster (bins: the family's shared Datasets when X and Xv are its whole rows)."""
     objective = params["objective"]
     if np.unique(y).size < 2:
         c = _constant(objective, y)
         notes.append(f"{name}: {len(y)} training row(s) with {np.unique(y).size} distinct label "
                      f"value(s): nothing to learn, predicts the constant {c:.6g}")
         return Part(objective, params, None, c)
-    dtrain = lgb.Dataset(X, y, params={"verbosity": -1}, free_raw_data=True)
+    dtrain = (bins.train(X, y) if bins is not None
+              else lgb.Dataset(X, y, params={"verbosity": -1}, free_raw_data=True))
     why: str | None = None
     if yv is None:
         why = "no validation cutoff"
@@ -82,7 +112,7 @@ def _fit_part(name: str, params: dict, X: pd.DataFrame, y: np.ndarray, Xv: pd.Da
         notes.append(f"{name}: no early stopping ({why}): fixed {cfg['fallback_rounds']} rounds")
         booster = lgb.train(params, dtrain, num_boost_round=cfg["fallback_rounds"])
         return Part(objective, params, booster, best_iteration=booster.current_iteration())
-    dvalid = lgb.Dataset(Xv, yv, reference=dtrain)
+    dvalid = bins.valid(Xv, yv, dtrain) if bins is not None else lgb.Dataset(Xv, yv, reference=dtrain)
     booster = lgb.train(params, dtrain, num_boost_round=cfg["max_rounds"], valid_sets=[dvalid],
                         valid_names=["validation"], callbacks=[lgb.early_stopping(
                             cfg["early_stopping_rounds"], first_metric_only=True, verbose=False)])
@@ -96,8 +126,8 @@ def _fit_part(name: str, params: dict, X: pd.DataFrame, y: np.ndarray, Xv: pd.Da
                 best_score=None if score is None else float(score))
 
 
-def _fit_single(member, lgb_params, X, y, Xv, yv, cfg, notes) -> tuple[dict[str, Part], dict]:
-    part = _fit_part(member, lgb_params(member, len(y)), X, y, Xv, yv, cfg, notes)
+def _fit_single(member, lgb_params, X, y, Xv, yv, cfg, notes, bins=None) -> tuple[dict[str, Part], dict]:
+    part = _fit_part(member, lgb_params(member, len(y)), X, y, Xv, yv, cfg, notes, bins)
     if member not in ("tweedie", "hybrid"):
         return {"main": part}, {}
     total = float(part.output(X).sum()) + (0.0 if Xv is None else float(part.output(Xv).sum()))
@@ -108,10 +138,10 @@ def _fit_single(member, lgb_params, X, y, Xv, yv, cfg, notes) -> tuple[dict[str,
     return {"main": part}, {"calibration": cal}
 
 
-def _fit_two_part(member, lgb_params, X, y, Xv, yv, cfg, notes) -> tuple[dict[str, Part], dict]:
+def _fit_two_part(member, lgb_params, X, y, Xv, yv, cfg, notes, bins=None) -> tuple[dict[str, Part], dict]:
     clf = _fit_part("two_part classifier", lgb_params("classifier", len(y)), X,
                     (y > 0).astype(float), Xv, None if yv is None else (yv > 0).astype(float),
-                    cfg, notes)
+                    cfg, notes, bins)
     pos = y > 0
     Xpv, lpv = (None, None) if yv is None else (Xv[yv > 0], np.log1p(yv[yv > 0]))
     reg = _fit_part("two_part regressor", lgb_params("regressor", int(pos.sum())), X[pos],
@@ -186,12 +216,14 @@ def train_family(frame: pd.DataFrame, features: list[str], categorical: list[str
     def lgb_params(kind: str, n: int) -> dict[str, Any]:
         return {**BASE_PARAMS, **size_params(n), "seed": seed, **OBJECTIVES[kind], **user}
 
-    family = {}
+    family, bins, frames = {}, _Bins(), {}
     for member in wanted:
         feats = all_feats if member == "hybrid" else base_features
         cats = {c: v for c, v in categories.items() if c in feats}
         mnotes, fit = list(notes), _fit_two_part if member == "two_part" else _fit_single
-        parts, factors = fit(member, lgb_params, Xt[feats], yt,
-                             None if Xv is None else Xv[feats], yv, cfg, mnotes)
+        if tuple(feats) not in frames:
+            frames[tuple(feats)] = (Xt[feats], None if Xv is None else Xv[feats])
+        Xf, Xvf = frames[tuple(feats)]
+        parts, factors = fit(member, lgb_params, Xf, yt, Xvf, yv, cfg, mnotes, bins)
         family[member] = GBMModel(member, feats, cats, parts, notes=mnotes, **factors, **meta)
     return family

@@ -288,3 +288,16 @@ def test_bad_inputs_raise_actionable_errors(train):
     assert any("negative label(s)" in n for n in model.notes)
     with pytest.raises(ValueError, match="lacks feature column"):
         model.predict(train.drop(columns=["x2"]))
+
+
+@pytest.mark.parametrize("member", ["quantile_p10", "two_part", "l1"])
+def test_members_sharing_the_family_bins_train_as_they_would_alone(family, train, held_out, member):
+    """The members on the family's rows share one binned Dataset (lib/gbm_fit._Bins), each with
+    its own label; the two-part regressor (positive rows only) bins its own. A member trained
+    after others predicts exactly what it predicts when it is trained alone."""
+    alone = gbm.train_family(train, FEATURES, CATEGORICAL, members=[member])[member]
+    shared = family[member]
+    for name, part in shared.parts.items():
+        assert part.best_iteration == alone.parts[name].best_iteration
+    np.testing.assert_array_equal(gbm.predict({member: shared}, held_out)[f"pred_{member}"],
+                                  gbm.predict({member: alone}, held_out)[f"pred_{member}"])
