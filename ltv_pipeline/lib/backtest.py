@@ -22,7 +22,6 @@ Metrics per (model, origin) come from lib/metrics.evaluate(on_undefined="omit").
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -141,36 +140,7 @@ def _gbm_predictions(data: OriginData, cfg: BacktestConfig, notes: list[str]) ->
 
 def origin_predictions(data: OriginData, cfg: BacktestConfig) -> tuple[pd.DataFrame, list[str]]:
     """One row per customer with history at the origin and a complete label: user_id, T,
-    actual and one column per candidate (p10/p90 when the GBM family trained).
-
-    The LightGBM family trains in a second thread while this one fits the BTYD models and
-    rfm_stack: LightGBM and the Pareto/NBD likelihood (numpy, scipy.special) run outside the
-    GIL, so the two overlap on a 2-core machine; each is deterministic, so the predictions do
-    not depend on the overlap."""
-    with ThreadPoolExecutor(1, thread_name_prefix="ltv-backtest-gbm") as pool:
-        gbm_notes: list[str] = []
-        supervised = pool.submit(_gbm_predictions, data, cfg, gbm_notes)
-        out, base, fitted, notes = _unsupervised_predictions(data, cfg)
-        sup = supervised.result()
-    notes += gbm_notes
-    if sup is not None:
-        out = out.merge(sup, on="user_id", how="left", validate="one_to_one")
-        missing = out["gbm_tweedie"].isna() if "gbm_tweedie" in out else pd.Series(False)
-        if missing.any():
-            raise ValueError(f"origin {data.origin}: {int(missing.sum())} customer(s) lack "
-                             "supervised features at the origin, e.g. "
-                             f"{out.loc[missing, 'user_id'].head(3).tolist()}")
-    out = out.reset_index(drop=True)
-    out.attrs["models"] = fitted
-    out.attrs["scored"] = base[["user_id", "frequency", "recency", "T", "monetary_value",
-                                "revenue_total"]].assign(
-        actual=base["value"].astype(float).to_numpy())
-    return out, notes
-
-
-def _unsupervised_predictions(data: OriginData, cfg: BacktestConfig):
-    """(predictions of the BTYD candidates, the baseline and rfm_stack; the scored customers;
-    the fitted models; notes)."""
+    actual and one column per candidate (p10/p90 when the GBM family trained)."""
     notes: list[str] = []
     summary = data.summary.assign(user_id=data.summary["user_id"].astype(str))
     labels = data.labels.assign(user_id=data.labels["user_id"].astype(str))
@@ -196,7 +166,20 @@ def _unsupervised_predictions(data: OriginData, cfg: BacktestConfig):
             out[stack.NAME] = sp["predicted_value"].to_numpy()
             out[f"{stack.NAME}_p10"], out[f"{stack.NAME}_p90"] = sp["p10"].to_numpy(), sp["p90"].to_numpy()
             fitted[stack.NAME] = model
-    return out, base, fitted, notes
+    sup = _gbm_predictions(data, cfg, notes)
+    if sup is not None:
+        out = out.merge(sup, on="user_id", how="left", validate="one_to_one")
+        missing = out["gbm_tweedie"].isna() if "gbm_tweedie" in out else pd.Series(False)
+        if missing.any():
+            raise ValueError(f"origin {data.origin}: {int(missing.sum())} customer(s) lack "
+                             "supervised features at the origin, e.g. "
+                             f"{out.loc[missing, 'user_id'].head(3).tolist()}")
+    out = out.reset_index(drop=True)
+    out.attrs["models"] = fitted
+    out.attrs["scored"] = base[["user_id", "frequency", "recency", "T", "monetary_value",
+                                "revenue_total"]].assign(
+        actual=base["value"].astype(float).to_numpy())
+    return out, notes
 
 
 def candidates(pred: pd.DataFrame) -> list[str]:
