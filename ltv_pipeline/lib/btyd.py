@@ -213,7 +213,9 @@ def _fit_count(model: str, rows: pd.DataFrame, penalizer: float, options: dict) 
         # lifetimes divides the Pareto/NBD log-likelihood by mean(weights), not sum(weights):
         # scale the penalizer so it weighs the same against the mean log-likelihood as in BG/NBD.
         coef = penalizer * len(rows)
-        kwargs = {"tol": 1e-6, "maxiter": 10000, "initial_params": np.ones(4), **kwargs}
+        kwargs = {"tol": 1e-6, "maxiter": 10000, **kwargs}
+        if "initial_params" not in kwargs:
+            kwargs["initial_params"] = _pareto_start(rows, penalizer, t)
     with _quiet():
         fitter = cls(penalizer_coef=coef).fit(f, r, t, weights=w, **kwargs)
         if model == "pareto":
@@ -240,6 +242,22 @@ def _fit_count(model: str, rows: pd.DataFrame, penalizer: float, options: dict) 
             raise ValueError(f"non-finite forecasts for {int((~probe).sum())} patterns "
                              f"({bad:.2%} of customers)")
     return fitter
+
+
+def _pareto_start(rows: pd.DataFrame, penalizer: float, T: np.ndarray) -> np.ndarray:
+    """Where Nelder-Mead starts a Pareto/NBD fit, in lifetimes' scaled time: BG/NBD's (r, alpha)
+    on the same rows, s = 1, beta = alpha (both models draw purchases from the same
+    gamma-Poisson, and BG/NBD fits in a tenth of the time). On 1M-user cutoffs (22k patterns)
+    the fit took 0.6-0.8 s instead of 1.7-2.1 s from lifetimes' start (all ones), to the same
+    optimum (5 digits). All ones when BG/NBD does not fit."""
+    from lifetimes.utils import _scale_time
+
+    try:
+        bg = _fit_count("bgnbd", rows, penalizer, {})
+    except _FIT_ERRORS:
+        return np.ones(4)
+    r, alpha = float(bg.params_["r"]), float(bg.params_["alpha"]) * _scale_time(T)
+    return np.array([r, alpha, 1.0, alpha])
 
 
 def _fit_gg(f: np.ndarray, m: np.ndarray, penalizer: float) -> Any:

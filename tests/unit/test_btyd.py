@@ -314,3 +314,16 @@ def test_summary_before_every_transaction_is_empty_with_its_columns():
     one = btyd.summary_from_transactions(tx, "2024-02-01")
     assert one.to_dict("records") == [{"user_id": "a", "frequency": 0, "recency": 0.0, "T": 0.0,
                                        "monetary_value": 0.0}]
+
+
+def test_pareto_starts_from_bgnbd_and_reaches_lifetimes_optimum(cdnow):
+    """The Pareto/NBD search starts at BG/NBD's (r, alpha) (btyd._pareto_start), not at
+    lifetimes' all-ones start; both reach the same maximum of the likelihood."""
+    rows = cdnow.groupby(["frequency", "recency", "T"], as_index=False).size().rename(
+        columns={"size": "w"})
+    start = btyd._pareto_start(rows, 0.0, rows["T"].to_numpy(float))
+    bg = btyd.fit_btyd(cdnow, "bgnbd").params
+    assert start[0] == pytest.approx(bg["r"]) and start[2] == 1.0 and start[1] == start[3]
+    ours = btyd._fit_count("pareto", rows, 0.0, {})
+    ones = btyd._fit_count("pareto", rows, 0.0, {"initial_params": np.ones(4)})
+    np.testing.assert_allclose(ours.params_.to_numpy(), ones.params_.to_numpy(), rtol=2e-3)
