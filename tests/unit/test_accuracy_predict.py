@@ -59,3 +59,17 @@ def test_to_base_refuses_a_day_without_a_rate(tmp_path: Path):
     gen = _generator_dir(tmp_path, ["2025-01-02"])
     with pytest.raises(ValueError, match="no rate"):
         ap.to_base(gen)
+
+
+def test_lifetimes_baselines_are_the_same_on_every_call():
+    from ltv_pipeline.lib import generator
+
+    tx = generator.generate(600, seed=5)["transactions"]
+    tx = tx[tx["currency"] == "USD"].assign(is_refund=False)
+    tx = tx.assign(user_id=tx["user_id"].astype(str), ts=pd.to_datetime(tx["ts"]),
+                   amount=tx["amount"].astype(float))
+    cutoff = pd.Timestamp(tx["ts"].max()).date() - pd.Timedelta(days=90)
+    first, _ = ap.lifetimes_baselines(tx, cutoff, 90)
+    second, _ = ap.lifetimes_baselines(tx, cutoff, 90)
+    assert len(first) > 100 and first["pareto_gg"].gt(0).any()
+    pd.testing.assert_frame_equal(first, second)
