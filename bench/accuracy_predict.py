@@ -208,7 +208,7 @@ def evaluate(label: str, path: str, cutoff: str, horizon: int, out: Path, second
 def candidate_values(home: Path, cutoff: str, horizon: int) -> dict[str, pd.Series]:
     """Every registered candidate's forecast at cutoff (user_id -> value), each scored by
     lib/scoring.forecast as the champion (the same code path `ltv predict` uses for its champion)."""
-    from ltv_pipeline.lib import feature_store, marts, scoring, training, warehouse
+    from ltv_pipeline.lib import marts, scoring, warehouse
     from ltv_pipeline.lib.champion import NOT_SELECTABLE
     from ltv_pipeline.lib.registry import ModelRegistry
 
@@ -222,13 +222,8 @@ def candidate_values(home: Path, cutoff: str, horizon: int) -> dict[str, pd.Seri
 
     def gbm_frame() -> pd.DataFrame:
         if "frame" not in cache:
-            entity = population[["user_id", "cutoff_date"]]
-            feats = feature_store.training_frame(feature_store.feature_store(home), entity)
-            btyd = bgnbd.predict(summary[summary["user_id"].isin(entity["user_id"])], horizon)
-            cache["frame"] = training.model_frame(feats, pd.DataFrame({
-                "user_id": btyd["user_id"], "cutoff_date": entity["cutoff_date"].iloc[0],
-                "btyd_expected_purchases": btyd["expected_purchases"], "btyd_p_alive": btyd["p_alive"],
-                "btyd_expected_spend": btyd["expected_spend"], "btyd_value": btyd["predicted_value"]}))
+            cache["frame"] = scoring.gbm_input(home, population[["user_id", "cutoff_date"]],
+                                               summary, bgnbd, horizon)
         return cache["frame"]
 
     out = {}

@@ -132,6 +132,19 @@ def explainer(registry, models: dict[str, object], champion: str) -> tuple[str, 
     return version.ref, version.load()
 
 
+def gbm_input(ltv_home, entity: pd.DataFrame, summary: pd.DataFrame, bgnbd,
+              horizon_days: int) -> pd.DataFrame:
+    """The LightGBM input of the entity rows' users (one cutoff): their Feast point-in-time
+    features joined with the BTYD inputs of bgnbd (the registry's bgnbd_gg) on the summary."""
+    from pathlib import Path
+
+    from ltv_pipeline.lib import feature_store, training
+
+    feats = feature_store.training_frame(feature_store.feature_store(Path(ltv_home)), entity)
+    pred = bgnbd.predict(summary[summary["user_id"].isin(entity["user_id"])], horizon_days)
+    return training.model_frame(feats, training.hybrid_frame(pred, entity["cutoff_date"].iloc[0]))
+
+
 def score_as_of(ltv_home, cutoff, horizon_days: int, explain_top: int = 0) -> tuple[pd.DataFrame, dict]:
     """Forecasts for everyone known at `cutoff` with the registry's champion, from the marts
     and the Feast store under ltv_home (built for this cutoff), and what was used: champion,
@@ -140,7 +153,7 @@ def score_as_of(ltv_home, cutoff, horizon_days: int, explain_top: int = 0) -> tu
     value (TreeSHAP costs about a millisecond per user: the rest get null)."""
     from pathlib import Path
 
-    from ltv_pipeline.lib import feature_store, gbm, marts, training, warehouse
+    from ltv_pipeline.lib import gbm, marts, warehouse
     from ltv_pipeline.lib.registry import ModelRegistry
 
     registry = ModelRegistry(Path(ltv_home) / "models")
@@ -154,17 +167,7 @@ def score_as_of(ltv_home, cutoff, horizon_days: int, explain_top: int = 0) -> tu
     cache: dict[str, pd.DataFrame] = {}
 
     def frame_of(entity: pd.DataFrame) -> pd.DataFrame:
-        """The LightGBM input (features + BTYD inputs) of the entity rows' users."""
-        store = feature_store.feature_store(Path(ltv_home))
-        feats = feature_store.training_frame(store, entity)
-        part = summary[summary["user_id"].isin(entity["user_id"])]
-        btyd = models["bgnbd_gg"].predict(part, horizon_days)
-        btyd_feats = pd.DataFrame({
-            "user_id": btyd["user_id"], "cutoff_date": entity["cutoff_date"].iloc[0],
-            "btyd_expected_purchases": btyd["expected_purchases"], "btyd_p_alive": btyd["p_alive"],
-            "btyd_expected_spend": btyd["expected_spend"], "btyd_value": btyd["predicted_value"],
-        })
-        return training.model_frame(feats, btyd_feats)
+        return gbm_input(ltv_home, entity, summary, models["bgnbd_gg"], horizon_days)
 
     def gbm_frame() -> pd.DataFrame:
         if "frame" not in cache:
@@ -238,12 +241,8 @@ def score_online(ltv_home, user_id: str, as_of=None) -> dict:
 
         def gbm_frame() -> pd.DataFrame:
             f = feats.drop(columns=["feature_cutoff_date"]).assign(cutoff_date=cutoff)
-            b = models["bgnbd_gg"].predict(summary, horizon)
-            bf = pd.DataFrame({"user_id": b["user_id"], "cutoff_date": cutoff,
-                               "btyd_expected_purchases": b["expected_purchases"],
-                               "btyd_p_alive": b["p_alive"], "btyd_expected_spend": b["expected_spend"],
-                               "btyd_value": b["predicted_value"]})
-            return training.model_frame(f, bf)
+            return training.model_frame(
+                f, training.hybrid_frame(models["bgnbd_gg"].predict(summary, horizon), cutoff))
 
         row = forecast(population, summary, horizon, models, gbm_frame, champ.name, champ.ref,
                        thresholds=record["segment_thresholds"]).iloc[0]

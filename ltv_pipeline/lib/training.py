@@ -66,20 +66,25 @@ def fit_btyd_models(summary: pd.DataFrame, cutoff: date | str,
     return out
 
 
+def hybrid_frame(pred: pd.DataFrame, cutoff) -> pd.DataFrame:
+    """user_id, cutoff_date and HYBRID_FEATURES from a BTYD model's predict() rows at one cutoff:
+    the LightGBM hybrid member's BTYD inputs, in training and in scoring alike."""
+    return pd.DataFrame({
+        "user_id": pred["user_id"].to_numpy(), "cutoff_date": cutoff,
+        "btyd_expected_purchases": pred["expected_purchases"].to_numpy(),
+        "btyd_p_alive": pred["p_alive"].to_numpy(),
+        "btyd_expected_spend": pred["expected_spend"].to_numpy(),
+        "btyd_value": pred["predicted_value"].to_numpy(),
+    })
+
+
 def btyd_features(summaries: pd.DataFrame, horizon_days: int, model: str = "bgnbd") -> pd.DataFrame:
     """HYBRID_FEATURES per (user_id, cutoff_date), from a BTYD model fitted at each cutoff on
     that cutoff's summary only (so no cutoff sees a later one)."""
     parts = []
     for cutoff, summary in summaries.groupby("cutoff_date", sort=True):
         fitted = fit_btyd_models(summary, cutoff, models=(model,))[f"{model}_gg"]
-        pred = fitted.predict(summary, horizon_days)
-        parts.append(pd.DataFrame({
-            "user_id": pred["user_id"].to_numpy(), "cutoff_date": cutoff,
-            "btyd_expected_purchases": pred["expected_purchases"].to_numpy(),
-            "btyd_p_alive": pred["p_alive"].to_numpy(),
-            "btyd_expected_spend": pred["expected_spend"].to_numpy(),
-            "btyd_value": pred["predicted_value"].to_numpy(),
-        }))
+        parts.append(hybrid_frame(fitted.predict(summary, horizon_days), cutoff))
     if not parts:
         return pd.DataFrame(columns=["user_id", "cutoff_date", *HYBRID_FEATURES])
     return pd.concat(parts, ignore_index=True)
