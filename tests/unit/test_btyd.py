@@ -327,3 +327,15 @@ def test_pareto_starts_from_bgnbd_and_reaches_lifetimes_optimum(cdnow):
     ours = btyd._fit_count("pareto", rows, 0.0, {})
     ones = btyd._fit_count("pareto", rows, 0.0, {"initial_params": np.ones(4)})
     np.testing.assert_allclose(ours.params_.to_numpy(), ones.params_.to_numpy(), rtol=2e-3)
+
+
+def test_pareto_start_reuses_the_bgnbd_fit_of_the_same_rows(cdnow, monkeypatch):
+    rows = cdnow.groupby(["frequency", "recency", "T"], as_index=False).size().rename(
+        columns={"size": "w"})
+    fresh = btyd._pareto_start(rows, 0.0, rows["T"].to_numpy(float))
+    assert btyd.fit_btyd(cdnow, "bgnbd").penalizer == 0.0
+    fits = []
+    real = btyd._fit_count
+    monkeypatch.setattr(btyd, "_fit_count", lambda *a: fits.append(a[0]) or real(*a))
+    np.testing.assert_array_equal(btyd._pareto_start(rows, 0.0, rows["T"].to_numpy(float)), fresh)
+    assert fits == []
