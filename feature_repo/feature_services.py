@@ -28,7 +28,7 @@ LTV_MODEL_V1_FEATURES = [
     "country", "device", "acquisition_source", "signup_cohort",
 ]
 
-BTYD_V1_FEATURES = ["frequency", "recency", "T", "monetary_value"]
+BTYD_V1_FEATURES = ["frequency", "recency", "T", "monetary_value", "mean_order_value"]
 
 ltv_model_v1 = FeatureService(
     name="ltv_model_v1",
@@ -41,7 +41,7 @@ ltv_model_v1 = FeatureService(
 btyd_v1 = FeatureService(
     name="btyd_v1",
     features=[customer_btyd_summary[BTYD_V1_FEATURES]],
-    description="The BTYD summary (frequency, recency, T, monetary_value in days), version 1.",
+    description="The BTYD summary (frequency, recency, T, monetary_value, mean_order_value; days), version 1.",
     tags={"models": "btyd", "version": "1"},
     owner="ltv_pipeline",
 )

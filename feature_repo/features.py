@@ -116,6 +116,8 @@ customer_btyd_summary = FeatureView(
         Field(name="T", dtype=Int64, description="Days from the first purchase day to D."),
         Field(name="monetary_value", dtype=Float64,
               description="Mean net total of the repeat purchase days (0 when frequency is 0)."),
+        Field(name="mean_order_value", dtype=Float64,
+              description="Mean net total of every purchase day, the first included."),
         Field(name="max_source_ts", dtype=UnixTimestamp,
               description="Latest transaction timestamp used (< D + 1 day)."),
     ],

@@ -113,8 +113,21 @@ class SpendFit(_PicklableFitter):
     fitter: Any = None
 
     def expected_spend(self, summary: pd.DataFrame) -> np.ndarray:
-        """Expected spend per purchase; the population mean where Gamma-Gamma does not apply."""
+        """Expected spend per purchase: Gamma-Gamma's posterior mean of the customer's spend;
+        the population mean where Gamma-Gamma does not apply.
+
+        The parameters are fitted as lifetimes fits them (repeat purchase days only: DESIGN's
+        published estimates). The posterior conditions on EVERY purchase day the customer has,
+        the first included, when the summary carries mean_order_value (the mean of all purchase
+        days' totals: every summary the pipeline builds does): x = frequency + 1 days of mean
+        mean_order_value. Gamma-Gamma's story draws every purchase of a customer from the same
+        spend distribution, so the first one is evidence too; lifetimes' convention drops it and
+        gives one-time buyers the population mean. Conditioning on it raised the normalized
+        Gini of BG/NBD + Gamma-Gamma at 7 of 8 accuracy cases (CDNOW's classic split 0.672 ->
+        0.710; README). Without the column: repeat days only (lifetimes)."""
         f, m = summary["frequency"].to_numpy(float), summary["monetary_value"].to_numpy(float)
+        if "mean_order_value" in summary.columns:
+            f, m = f + 1.0, summary["mean_order_value"].to_numpy(float)
         spend, ok = np.full(len(f), self.population_mean, dtype=float), (f > 0) & (m > 0)
         if self.fitter is not None and ok.any():
             with np.errstate(all="ignore"):

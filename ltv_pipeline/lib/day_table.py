@@ -56,12 +56,13 @@ def history(days: pd.DataFrame, cutoff: date) -> pd.DataFrame:
 
 def summary_at(days: pd.DataFrame, cutoff: date) -> pd.DataFrame:
     """BTYD summary at cutoff (as marts.customer_btyd_summary: purchase days' net totals floored
-    at 0) plus revenue_total (net revenue of every day <= cutoff)."""
+    at 0, with mean_order_value: their mean over every purchase day, the first included) plus
+    revenue_total (net revenue of every day <= cutoff)."""
     hist = history(days, cutoff)
     buys = hist[hist["is_purchase_day"]]
     tx = pd.DataFrame({"user_id": buys["user_id"], "ts": buys["activity_date"],
                        "amount": buys["revenue"].clip(lower=0.0)})
-    summary = btyd.summary_from_transactions(tx, cutoff)
+    summary = btyd.summary_from_transactions(tx, cutoff, order_value=True)
     total = hist.groupby("user_id")["revenue"].sum()
     summary["revenue_total"] = summary["user_id"].map(total).fillna(0.0).to_numpy(float)
     return summary

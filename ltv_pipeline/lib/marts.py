@@ -51,11 +51,13 @@ def in_list(cutoffs) -> str:
 
 
 def btyd_summary(con: duckdb.DuckDBPyConnection, cutoffs) -> pd.DataFrame:
-    """user_id, cutoff_date, frequency, recency, T, monetary_value for the given cutoffs, and
+    """user_id, cutoff_date, frequency, recency, T, monetary_value, mean_order_value (every
+    purchase day's mean: Gamma-Gamma's posterior spend conditions on it) for the given cutoffs, and
     revenue_total (customer_features: net revenue of every day before cutoff + 1 day, which
     carries the first purchase that the BTYD summary leaves out; rfm_stack reads it)."""
     return con.execute(
         "select s.user_id, s.cutoff_date, s.frequency, s.recency, s.\"T\", s.monetary_value, "
+        "s.mean_order_value, "
         "f.revenue_total from marts.customer_btyd_summary s left join marts.customer_features f "
         "on f.user_id = s.user_id and f.cutoff_date = s.cutoff_date "
         f"where s.cutoff_date in ({in_list(cutoffs)}) order by s.cutoff_date, s.user_id"

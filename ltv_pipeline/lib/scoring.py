@@ -235,7 +235,8 @@ def score_online(ltv_home, user_id: str, as_of=None) -> dict:
         horizon = int(record["horizon_days"])
         population = pd.DataFrame({"user_id": [str(user_id)], "cutoff_date": [cutoff],
                                    "is_cold_start": [bool(feats["is_cold_start"].iloc[0])]})
-        summary = btyd[["user_id", "frequency", "recency", "T", "monetary_value"]].dropna()
+        summary = btyd[["user_id", "frequency", "recency", "T", "monetary_value",
+                        "mean_order_value"]].dropna()
         summary = summary.assign(cutoff_date=cutoff,
                                  revenue_total=feats["revenue_total"].iloc[0])  # as marts.btyd_summary
 

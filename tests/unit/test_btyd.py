@@ -339,3 +339,25 @@ def test_pareto_start_reuses_the_bgnbd_fit_of_the_same_rows(cdnow, monkeypatch):
     monkeypatch.setattr(btyd, "_fit_count", lambda *a: fits.append(a[0]) or real(*a))
     np.testing.assert_array_equal(btyd._pareto_start(rows, 0.0, rows["T"].to_numpy(float)), fresh)
     assert fits == []
+
+
+def test_spend_posterior_conditions_on_every_purchase_day_with_the_repeat_day_fit(cdnow_tx):
+    summary = btyd.summary_from_transactions(cdnow_tx, CDNOW_END, "customer_id", "ts", "dollar_value",
+                                             order_value=True)
+    spend = btyd.fit_gamma_gamma(summary)
+    # the fit is lifetimes' (repeat days): the summary's extra column does not move it
+    assert spend.params == btyd.fit_gamma_gamma(summary.drop(columns="mean_order_value")).params
+    f, m = summary["frequency"].to_numpy(float), summary["mean_order_value"].to_numpy(float)
+    ours = spend.expected_spend(summary)
+    pos = m > 0  # zero-value orders only: nothing to condition on, the population mean
+    np.testing.assert_allclose(ours[pos], spend.fitter.conditional_expected_average_profit(f[pos] + 1, m[pos]),
+                               rtol=1e-12)
+    np.testing.assert_allclose(ours[~pos], spend.population_mean)
+    # one-time buyers are no longer all at the population mean: their first order moves them
+    once = f == 0
+    big, small = once & (m > 2 * spend.population_mean), once & pos & (m < 0.5 * spend.population_mean)
+    assert big.any() and small.any()
+    assert (ours[big] > spend.population_mean).all() and (ours[small] < spend.population_mean).all()
+    # without the column: lifetimes' convention (repeat days, the population mean for one-timers)
+    plain = spend.expected_spend(summary.drop(columns="mean_order_value"))
+    np.testing.assert_allclose(plain[once], spend.population_mean)

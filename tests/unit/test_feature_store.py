@@ -38,7 +38,7 @@ def test_apply_on_a_fresh_home_registers_the_repo_under_ltv_home(ltv_home):
         assert view.ttl == pd.Timedelta(days=400)
     btyd_service = store.get_feature_service("btyd_v1")
     assert [f.name for f in btyd_service.feature_view_projections[0].features] == [
-        "frequency", "recency", "T", "monetary_value"]
+        "frequency", "recency", "T", "monetary_value", "mean_order_value"]
 
 
 def test_feature_store_yaml_substitutes_ltv_home_and_holds_no_secret(tmp_path):

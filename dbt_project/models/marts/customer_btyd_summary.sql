@@ -63,6 +63,7 @@ aggregated as (
         {{ ltv_exact_sum(
             'case when purchase_days.is_first_purchase_day then 0 else purchase_days.day_value end'
         ) }} as repeat_revenue,
+        {{ ltv_exact_sum('purchase_days.day_value') }} as purchase_revenue,
         max(purchase_days.transaction_last_ts) as max_source_ts
     from purchase_days
     group by purchase_days.user_id, purchase_days.cutoff_date
@@ -85,6 +86,10 @@ final as (
                     / (aggregated.n_purchase_days - 1)
             else cast(0 as {{ ltv_type_double() }})
         end as monetary_value,
+        -- Every purchase day's mean, the first included: Gamma-Gamma's posterior spend
+        -- conditions on it (lib/btyd.SpendFit.expected_spend; the fit stays on repeat days).
+        cast(aggregated.purchase_revenue as {{ ltv_type_double() }})
+            / aggregated.n_purchase_days as mean_order_value,
         aggregated.first_purchase_date,
         aggregated.last_purchase_date,
         aggregated.max_source_ts
