@@ -61,8 +61,8 @@ def test_feature_assets_register_the_repo_and_fill_the_online_store_as_of_the_pa
     write_marts(ltv_home, n_features=30, n_btyd=20)
     registry_run = dg.materialize([feast_registry], resources=shared_resources())
     registry = metadata(registry_run, "feast_registry")
-    assert registry["feature_views"] == {"customer_features": 57, "customer_btyd_summary": 6}
-    assert registry["feature_count"] == 63
+    assert registry["feature_views"] == {"customer_features": 57, "customer_btyd_summary": 7}
+    assert registry["feature_count"] == 64
     assert registry["entity_rows"] == {"customer_features": 60, "customer_btyd_summary": 40}
     assert registry["registry_path"] == str(ltv_home / "feast" / "registry.db")
     assert Path(registry["registry_path"]).is_file()
