@@ -21,8 +21,13 @@ The method, for a model as of date A (history: days <= A) and horizon H:
      log(base), base = the mean of BG/NBD's and Pareto/NBD's value at h, so the trees learn a
      multiplicative correction of BTYD (bounded where scoring leaves the training range, e.g.
      older customers than any seen in training, where BTYD's dropout structure carries on).
-     The newest cutoff is the early-stopping set (never a training row). gbm.train_family's
-     quantile_p10 / quantile_p90 members give the interval.
+     The newest cutoff is the early-stopping set (never a training row). With three cutoffs
+     or more the boosters must earn their place first: trained one cutoff earlier (early
+     stopping on the second newest), they must rank the newest cutoff better (normalized
+     Gini) than the BTYD base alone, else the forecast is the base alone (where the data
+     follow BTYD closely the corrections fit noise: on synthetic logs the booster lowered
+     held-out Gini by up to 0.014 while early stopping, judged on its own cutoff, kept it).
+     gbm.train_family's quantile_p10 / quantile_p90 members give the interval.
   4. Value map v = k * s^gamma (s: the booster's forecast), its shape and level fitted on the
      newest cutoff (out of sample for the trees: early stopping only). Level: the mapped total
      is `level` x the BTYD base's total forecast (step 3's base) over the customers scored,
@@ -195,7 +200,39 @@ class Booster:
 
 def fit_booster(frame: pd.DataFrame, seed: int, notes: list[str], n_bags: int = 1) -> Booster:
     """Train on every cutoff but the newest, early stopping on the newest; n_bags boosters
-    with seeds seed, seed + 1, ..."""
+    with seeds seed, seed + 1, ... With three cutoffs or more the boosters must first earn
+    their place (module docstring, step 3): see booster_earns_its_place."""
+    if not booster_earns_its_place(frame, seed, notes, n_bags):
+        return Booster(None, 0)
+    return _boost(frame, seed, notes, n_bags)
+
+
+def booster_earns_its_place(frame: pd.DataFrame, seed: int, notes: list[str], n_bags: int = 1) -> bool:
+    """False when boosters trained one cutoff earlier (every cutoff but the two newest,
+    early stopping on the second newest) rank the newest cutoff no better (normalized Gini)
+    than the BTYD base alone. The newest cutoff cannot judge the final boosters itself: early
+    stopping chose their rounds on it, which always favours them. True with fewer than three
+    cutoffs or when the trial trains no booster."""
+    cuts = sorted(frame["cutoff_date"].unique())
+    if len(cuts) < 3:
+        return True
+    trial = _boost(frame[frame["cutoff_date"] < cuts[-1]], seed, [], n_bags)
+    if trial.booster is None:
+        return True
+    check = frame[frame["cutoff_date"] == cuts[-1]]
+    y = check["value"].clip(lower=0.0).to_numpy()
+    boosted, base = (metrics.normalized_gini(y, v) for v in (trial.predict(check), base_value(check)))
+    day = pd.Timestamp(cuts[-1]).date()
+    if np.isfinite(boosted) and np.isfinite(base) and boosted <= base:
+        notes.append(f"booster: trained one cutoff earlier it ranks {day} no better than the "
+                     f"BTYD base (normalized Gini {boosted:.4f} vs {base:.4f}): the base alone")
+        return False
+    notes.append(f"booster: trained one cutoff earlier it ranks {day} better than the BTYD base "
+                 f"(normalized Gini {boosted:.4f} vs {base:.4f})")
+    return True
+
+
+def _boost(frame: pd.DataFrame, seed: int, notes: list[str], n_bags: int) -> Booster:
     newest = frame["cutoff_date"] == frame["cutoff_date"].max()
     tr, va = frame[~newest], frame[newest]
     y, yv = tr["value"].clip(lower=0.0).to_numpy(), va["value"].clip(lower=0.0).to_numpy()

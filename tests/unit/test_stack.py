@@ -166,3 +166,26 @@ def test_train_users_bound_the_internal_rows_but_not_the_snapshot_at_as_of(days,
     # ... while the revenue snapshot (and the level k) cover every customer with history at as_of
     assert set(sampled.revenue_total) == set(summary["user_id"].astype(str))
     assert set(alone.revenue_total) < set(sampled.revenue_total)
+
+
+def _boost_frame(signal: float, n: int = 3000, seed: int = 0) -> pd.DataFrame:
+    """FEATURES at four cutoffs; value ~ base x exp(signal x recency feature): with signal 0
+    the BTYD base is the whole truth, with signal > 0 recency carries what the base misses."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for c in pd.date_range("2024-01-01", periods=4, freq="30D"):
+        X = pd.DataFrame({f: rng.gamma(2.0, 1.0, n) for f in stack.FEATURES})
+        mean = stack.base_value(X) * np.exp(signal * (X["recency"].to_numpy() - 2.0))
+        X["value"] = rng.poisson(mean) * rng.gamma(4.0, 5.0, n)
+        X["cutoff_date"] = c
+        parts.append(X)
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_booster_is_kept_only_when_it_ranks_a_later_cutoff_better_than_the_base():
+    notes: list[str] = []
+    assert stack.fit_booster(_boost_frame(0.0), 0, notes).booster is None
+    assert "no better than the BTYD base" in notes[-1] and "the base alone" in notes[-1]
+    notes = []
+    assert stack.fit_booster(_boost_frame(0.8), 0, notes).booster is not None
+    assert any("better than the BTYD base" in n and "no better" not in n for n in notes)
