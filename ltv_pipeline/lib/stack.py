@@ -223,7 +223,11 @@ def booster_earns_its_place(frame: pd.DataFrame, seed: int, notes: list[str], n_
     y = check["value"].clip(lower=0.0).to_numpy()
     boosted, base = (metrics.normalized_gini(y, v) for v in (trial.predict(check), base_value(check)))
     day = pd.Timestamp(cuts[-1]).date()
-    if np.isfinite(boosted) and np.isfinite(base) and boosted <= base:
+    if not (np.isfinite(boosted) and np.isfinite(base)):
+        notes.append(f"booster: normalized Gini undefined on {day} (no positive value there): "
+                     "the boosters are kept untested")
+        return True
+    if boosted <= base:
         notes.append(f"booster: trained one cutoff earlier it ranks {day} no better than the "
                      f"BTYD base (normalized Gini {boosted:.4f} vs {base:.4f}): the base alone")
         return False
