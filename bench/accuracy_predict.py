@@ -166,6 +166,7 @@ def run_predict(path: str, cutoff: str, horizon: int, out: Path, tag: str,
                 src: str | None = None, context: bool = False) -> float:
     """`ltv predict` in a fresh LTV_HOME; src: a source tree to run instead of this checkout
     (e.g. `git archive` of a commit, so other people's uncommitted edits do not interfere)."""
+    out, path = out.resolve(), str(Path(path).resolve())
     home = out / f"home-{tag}"
     shutil.rmtree(home, ignore_errors=True)
     env = {**os.environ, "LTV_HOME": str(home)}
@@ -173,8 +174,10 @@ def run_predict(path: str, cutoff: str, horizon: int, out: Path, tag: str,
         env["PYTHONPATH"] = src
     cmd = predict_command(path, cutoff, horizon, out, tag, context)
     t0 = time.perf_counter()
+    # `python -c` puts the working directory first on sys.path, before PYTHONPATH: run in src,
+    # or a run started from a checkout imports that checkout, not src
     with open(out / f"{tag}.log", "w") as log:
-        rc = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+        rc = subprocess.run(cmd, env=env, cwd=src, stdout=log, stderr=subprocess.STDOUT).returncode
     if rc != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited {rc}: see {out / (tag + '.log')}")
     return time.perf_counter() - t0

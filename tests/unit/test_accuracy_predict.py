@@ -73,3 +73,22 @@ def test_lifetimes_baselines_are_the_same_on_every_call():
     second, _ = ap.lifetimes_baselines(tx, cutoff, 90)
     assert len(first) > 100 and first["pareto_gg"].gt(0).any()
     pd.testing.assert_frame_equal(first, second)
+
+
+def test_run_predict_runs_in_the_source_tree_with_absolute_paths(tmp_path, monkeypatch):
+    # `python -c` puts the working directory before PYTHONPATH on sys.path: a run started in a
+    # checkout imported that checkout instead of --src (session 19 found its "old code" run
+    # was the new code)
+    seen = {}
+
+    def fake_run(cmd, **kw):
+        seen.update(cmd=cmd, **kw)
+        return ap.subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(ap.subprocess, "run", fake_run)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()
+    ap.run_predict("log.csv", "2025-01-31", 30, Path("out"), "case", src="/somewhere/src")
+    assert seen["cwd"] == "/somewhere/src" and seen["env"]["PYTHONPATH"] == "/somewhere/src"
+    assert str(tmp_path / "log.csv") in seen["cmd"]
+    assert seen["env"]["LTV_HOME"] == str(tmp_path / "out" / "home-case")
