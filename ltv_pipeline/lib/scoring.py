@@ -135,14 +135,24 @@ def explainer(registry, models: dict[str, object], champion: str) -> tuple[str, 
 def gbm_input(ltv_home, entity: pd.DataFrame, summary: pd.DataFrame, bgnbd,
               horizon_days: int) -> pd.DataFrame:
     """The LightGBM input of the entity rows' users (one cutoff): their Feast point-in-time
-    features joined with the BTYD inputs of bgnbd (the registry's bgnbd_gg) on the summary."""
+    features with the BTYD inputs of bgnbd on the summary (with_btyd_inputs)."""
     from pathlib import Path
 
-    from ltv_pipeline.lib import feature_store, training
+    from ltv_pipeline.lib import feature_store
 
     feats = feature_store.training_frame(feature_store.feature_store(Path(ltv_home)), entity)
-    pred = bgnbd.predict(summary[summary["user_id"].isin(entity["user_id"])], horizon_days)
-    return training.model_frame(feats, training.hybrid_frame(pred, entity["cutoff_date"].iloc[0]))
+    return with_btyd_inputs(feats, summary[summary["user_id"].isin(entity["user_id"])], bgnbd,
+                            horizon_days, entity["cutoff_date"].iloc[0])
+
+
+def with_btyd_inputs(feats: pd.DataFrame, summary: pd.DataFrame, bgnbd, horizon_days: int,
+                     cutoff) -> pd.DataFrame:
+    """feats (one cutoff's features, batch or online) joined with the hybrid member's BTYD
+    inputs: bgnbd's (the registry's bgnbd_gg) forecast on the summary rows."""
+    from ltv_pipeline.lib import training
+
+    pred = bgnbd.predict(summary, horizon_days)
+    return training.model_frame(feats, training.hybrid_frame(pred, cutoff))
 
 
 def score_as_of(ltv_home, cutoff, horizon_days: int, explain_top: int = 0) -> tuple[pd.DataFrame, dict]:
@@ -207,7 +217,7 @@ def score_online(ltv_home, user_id: str, as_of=None) -> dict:
     import time
     from pathlib import Path
 
-    from ltv_pipeline.lib import feature_store, online_store, scores, training
+    from ltv_pipeline.lib import feature_store, online_store, scores
     from ltv_pipeline.lib.registry import ModelRegistry
 
     home = Path(ltv_home)
@@ -242,8 +252,7 @@ def score_online(ltv_home, user_id: str, as_of=None) -> dict:
 
         def gbm_frame() -> pd.DataFrame:
             f = feats.drop(columns=["feature_cutoff_date"]).assign(cutoff_date=cutoff)
-            return training.model_frame(
-                f, training.hybrid_frame(models["bgnbd_gg"].predict(summary, horizon), cutoff))
+            return with_btyd_inputs(f, summary, models["bgnbd_gg"], horizon, cutoff)
 
         row = forecast(population, summary, horizon, models, gbm_frame, champ.name, champ.ref,
                        thresholds=record["segment_thresholds"]).iloc[0]
