@@ -17,7 +17,9 @@ the customers with history at O against their realised value in [O + 1 day, O + 
   - blend: non-negative least squares weights over the point candidates, fitted on the stacked
     out-of-sample predictions of EARLIER origins only (never the origin it is scored on) and
     scaled to match their actual total; absent at the first origin.
-Metrics per (model, origin) come from lib/metrics.evaluate(on_undefined="omit").
+Metrics per (model, origin) come from lib/metrics.evaluate(on_undefined="omit"); per origin,
+lib/metrics.gini_bootstrap gives every candidate's Gini on the same bootstrap replicates of its
+customers (gini_bootstrap), the noise lib/champion.py's tie rule compares models against.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class BacktestResult:
     blend_weights: dict[str, dict[str, float]]  # origin ISO -> member -> weight
     models: dict[str, dict[str, object]] = field(default_factory=dict)  # origin -> BTYD, rfm_stack
     scored: dict[str, pd.DataFrame] = field(default_factory=dict)  # origin -> summary + actual
+    gini_bootstrap: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # origin -> model -> replicates
 
     def pivot(self) -> pd.DataFrame:
         return pivot(self.metrics)
@@ -239,7 +242,7 @@ def evaluate_origin(pred: pd.DataFrame, origin: str) -> pd.DataFrame:
 
 def run_backtest(origins: list[OriginData], cfg: BacktestConfig) -> BacktestResult:
     """Every origin in date order; the blend at an origin is fitted on earlier origins only."""
-    preds, notes, weights, tables, history, models, scored = {}, [], {}, [], [], {}, {}
+    preds, notes, weights, tables, history, models, scored, boot = {}, [], {}, [], [], {}, {}, {}
     for data in sorted(origins, key=lambda d: d.origin):
         tag = data.origin.isoformat()
         pred, n = origin_predictions(data, cfg)
@@ -259,9 +262,19 @@ def run_backtest(origins: list[OriginData], cfg: BacktestConfig) -> BacktestResu
             notes.append(f"{tag}: no blend (no earlier origin to fit its weights on)")
         preds[tag] = pred
         tables.append(evaluate_origin(pred, tag))
+        boot[tag] = bootstrap_origin(pred, cfg.seed)
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(
         columns=["model", "origin", "metric", "value"])
-    return BacktestResult(table, preds, notes, weights, models, scored)
+    return BacktestResult(table, preds, notes, weights, models, scored, boot)
+
+
+def bootstrap_origin(pred: pd.DataFrame, seed: int) -> dict[str, list[float]]:
+    """model -> its Gini on each of the origin's paired bootstrap replicates (rounded; NaN as
+    None, JSON-ready); {} when Gini is undefined on the origin (no positive value)."""
+    if not (pred["actual"] > 0).any():
+        return {}
+    reps = metrics.gini_bootstrap(pred["actual"], {m: pred[m] for m in candidates(pred)}, seed=seed)
+    return {m: [None if np.isnan(v) else round(float(v), 6) for v in reps[m]] for m in reps}
 
 
 def final_blend(result: BacktestResult, registered: list[str]) -> dict[str, float]:

@@ -16,9 +16,15 @@ The selection rule (select_champion), over the tidy backtest table (model, origi
      (lower) metric, the pool is narrowed to them; otherwise it stays as it is and the reason
      says that no candidate dominates. A model that ranks better but errs more per customer
      does not displace one that is better on both.
-  4. Primary metric: normalized Gini (a data team targets customers by value rank). Every
-     candidate within tie_tolerance of the best Gini is a tie; ties go to the lowest MAE, so
-     between equally good rankings the one with the smaller per-customer error wins.
+  4. Primary metric: normalized Gini (a data team targets customers by value rank). A candidate
+     whose mean Gini is short of the best's by no more than the noise of that comparison ties
+     with it; ties go to the lowest MAE, so between rankings the backtest cannot tell apart the
+     one with the smaller per-customer error wins. The noise: tie_z (2) standard errors of the
+     shortfall over the backtest's paired bootstrap replicates (lib/backtest.py's
+     gini_bootstrap: every model on the same resampled customers at each shared origin), capped
+     at tie_tolerance (0.01). On a few thousand customers a shortfall of 0.005 can be noise,
+     on a million 0.001 is not; a fixed tolerance is wrong for one of them. Without replicates
+     (or for a primary metric other than gini) every candidate within tie_tolerance ties.
 With no origin at all, the default rule picks `default` (bgnbd_gg: the reference BTYD model,
 always fitted) and says so.
 
@@ -30,6 +36,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 NOT_SELECTABLE = ("historical_rate",)
@@ -42,7 +49,8 @@ class Rule:
     total_ratio_range: tuple[float, float] = (0.8, 1.25)
     dominant_total_ratio_range: tuple[float, float] = (2 / 3, 1.5)
     max_decile_calibration_error: float = 0.5
-    tie_tolerance: float = 0.01
+    tie_tolerance: float = 0.01  # the cap of the bootstrap tie; the tie without replicates
+    tie_z: float = 2.0
     default: str = "bgnbd_gg"
     baselines: tuple[str, ...] = ("bgnbd_gg", "pareto_gg")
 
@@ -71,8 +79,10 @@ def guard_rail_failures(row: pd.Series, rule: Rule, dominant: bool = False) -> l
     return why
 
 
-def select_champion(table: pd.DataFrame, rule: Rule = Rule()) -> Selection:
-    """The champion of a backtest by the rule in the module docstring."""
+def select_champion(table: pd.DataFrame, rule: Rule = Rule(),
+                    bootstrap: dict[str, dict[str, list[float | None]]] | None = None) -> Selection:
+    """The champion of a backtest by the rule in the module docstring. bootstrap: origin ->
+    model -> Gini on each paired replicate (BacktestResult.gini_bootstrap)."""
     table = table[~table["model"].isin(NOT_SELECTABLE)]
     if table.empty:
         return Selection(rule.default, f"no backtest origin could be evaluated: default rule "
@@ -99,16 +109,39 @@ def select_champion(table: pd.DataFrame, rule: Rule = Rule()) -> Selection:
     if pool.empty:
         return Selection(rule.default, f"{rule.primary} undefined for every candidate: default "
                          f"rule picks {rule.default}", True, origins, means.reset_index())
-    best = pool[rule.primary].max()
-    ties = pool[pool[rule.primary] >= best - rule.tie_tolerance]
+    best = pool[rule.primary].idxmax()
+    tol, how = tie_tolerances(pool, best, origins, rule, bootstrap)
+    means["tie_tolerance"] = tol.reindex(means.index)
+    ties = pool[pool[rule.primary] >= pool.loc[best, rule.primary] - tol]
     champ = ties[rule.tiebreak].idxmin() if ties[rule.tiebreak].notna().any() else ties[rule.primary].idxmax()
     row = means.loc[champ]
-    reason = (f"{champ}: highest mean {rule.primary} ({row[rule.primary]:.4f}; ties within "
-              f"{rule.tie_tolerance} broken by {rule.tiebreak} = {row[rule.tiebreak]:.4g}) over "
+    reason = (f"{champ}: best mean {rule.primary} up to noise ({row[rule.primary]:.4f} vs "
+              f"{best}'s {pool.loc[best, rule.primary]:.4f}; ties: {how}; {len(ties)} tied, "
+              f"broken by {rule.tiebreak} = {row[rule.tiebreak]:.4g}) over "
               f"{len(origins)} shared origin(s) {origins}; {rails}")
     numbers = {k: float(v) for k, v in row.items() if k not in ("why_excluded", "passes_guard_rails")
                and pd.notna(v)}
     return Selection(champ, reason, False, origins, means.reset_index(), numbers)
+
+
+def tie_tolerances(pool: pd.DataFrame, best: str, origins: list[str], rule: Rule,
+                   bootstrap: dict[str, dict[str, list[float | None]]] | None) -> tuple[pd.Series, str]:
+    """Per candidate: how far its mean primary metric may fall short of `best`'s and still tie
+    (step 4), and the rule applied, in words. The bootstrap tolerance needs replicates of every
+    pool candidate at every shared origin; otherwise each gets rule.tie_tolerance."""
+    fixed = pd.Series(rule.tie_tolerance, index=pool.index)
+    reps = bootstrap or {}
+    if rule.primary != "gini" or not origins or not all(
+            m in reps.get(o, {}) for o in origins for m in pool.index):
+        return fixed, f"within {rule.tie_tolerance} (no bootstrap replicates for every candidate)"
+    def mean_over_origins(m: str) -> np.ndarray:
+        return np.mean([np.asarray(reps[o][m], dtype=float) for o in origins], axis=0)
+    top = mean_over_origins(best)
+    se = pd.Series({m: np.nanstd(top - mean_over_origins(m), ddof=1) for m in pool.index})
+    tol = (rule.tie_z * se).clip(upper=rule.tie_tolerance).where(se.notna(), rule.tie_tolerance)
+    tol[best] = 0.0
+    return tol, (f"within {rule.tie_z:g} bootstrap standard errors of the shortfall, at most "
+                 f"{rule.tie_tolerance}")
 
 
 def _dominates(means: pd.DataFrame, rule: Rule) -> pd.Series:

@@ -89,7 +89,7 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestConfig,
         "retraining_cadence": retrain,
         "metrics": result.metrics.to_dict("records"), "leaderboard": board.to_dict("records"),
         "notes": notes, "blend_weights": result.blend_weights, "final_blend": final,
-        "diagnostics": inputs.diagnostics(result)})
+        "diagnostics": inputs.diagnostics(result), "gini_bootstrap": result.gini_bootstrap})
     for note in notes:
         context.log.info(note)
     return dg.MaterializeResult(metadata={
@@ -110,7 +110,11 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestConfig,
 class ChampionConfig(dg.Config):
     tolerance: float = Field(default=0.02, ge=0, description="Promotion gate: a challenger may be "
                              "this much (relative) worse than the current champion on gini or mae.")
-    tie_tolerance: float = Field(default=ch.Rule.tie_tolerance, ge=0)
+    tie_tolerance: float = Field(default=ch.Rule.tie_tolerance, ge=0, description="Gini tie "
+                                 "tolerance: the cap of the bootstrap tie (tie_z), and the tie "
+                                 "itself for a backtest without bootstrap replicates.")
+    tie_z: float = Field(default=ch.Rule.tie_z, ge=0, description="A candidate ties with the best "
+                         "Gini when its shortfall is within tie_z bootstrap standard errors.")
     max_decile_calibration_error: float = Field(default=ch.Rule.max_decile_calibration_error, gt=0)
 
 
@@ -135,9 +139,9 @@ def champion(context: dg.AssetExecutionContext, config: ChampionConfig,
     final = bt.blend_from(res["final_blend"]) if res["final_blend"] else None
     blend_ok = final is not None and set(final.weights) <= set(registered)
     table = table[table["model"].isin(registered) | ((table["model"] == bt.BLEND) & blend_ok)]
-    rule = ch.Rule(tie_tolerance=config.tie_tolerance,
+    rule = ch.Rule(tie_tolerance=config.tie_tolerance, tie_z=config.tie_z,
                    max_decile_calibration_error=config.max_decile_calibration_error)
-    sel = ch.select_champion(table, rule)
+    sel = ch.select_champion(table, rule, res.get("gini_bootstrap"))
     if sel.champion == bt.BLEND:
         blend = bt.blend_from(res["final_blend"], {m: registered[m].ref for m in final.weights})
         version = registry.register(blend, "blend", bt.BLEND, {"weights": blend.weights},
