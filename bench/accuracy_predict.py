@@ -210,8 +210,10 @@ def evaluate(label: str, path: str, cutoff: str, horizon: int, out: Path, second
 
 def candidate_values(home: Path, cutoff: str, horizon: int) -> dict[str, pd.Series]:
     """Every registered candidate's forecast at cutoff (user_id -> value), each scored by
-    lib/scoring.forecast as the champion (the same code path `ltv predict` uses for its champion)."""
+    lib/scoring.forecast as the champion (the same code path `ltv predict` uses for its champion),
+    and the backtest's final blend of them where it is not registered (not the champion)."""
     from ltv_pipeline.lib import marts, scoring, warehouse
+    from ltv_pipeline.lib.backtest import BLEND, blend_from
     from ltv_pipeline.lib.champion import NOT_SELECTABLE
     from ltv_pipeline.lib.registry import ModelRegistry
 
@@ -239,6 +241,12 @@ def candidate_values(home: Path, cutoff: str, horizon: int) -> dict[str, pd.Seri
             models[ref.split("/v")[0]] = registry.load(*ref.split("/v"))
         rows = scoring.forecast(population, summary, horizon, models, gbm_frame, name, name)
         out[name] = rows.set_index(rows["user_id"].astype(str))["predicted_value"]
+    final = json.loads((home / "evaluation" / "backtest.json").read_text()).get("final_blend")
+    if BLEND not in out and final and set(blend_from(final).weights) <= set(out):
+        # registered only when it is the champion: combine its members' forecasts as it would
+        blend = blend_from(final)
+        out[BLEND] = pd.Series(blend.combine({m: out[m].to_numpy(float) for m in blend.weights}),
+                               index=out[next(iter(blend.weights))].index)
     return out
 
 

@@ -78,6 +78,18 @@ def test_every_candidate_and_metric_is_in_the_tidy_table(result):
     assert wide.loc["gbm_tweedie", "gini"] > 0.2  # learns a real ranking on this log
 
 
+def test_every_origin_has_paired_gini_replicates_of_every_candidate(result):
+    for origin in ORIGINS:
+        tag = origin.isoformat()
+        reps = result.gini_bootstrap[tag]
+        assert set(reps) == set(result.models_at(tag))
+        assert {len(v) for v in reps.values()} == {50}
+        point = result.metrics.query("origin == @tag and metric == 'gini'").set_index("model")["value"]
+        for model, values in reps.items():
+            values = np.asarray(values, dtype=float)
+            assert abs(values.mean() - point[model]) < 4 * values.std() + 1e-9
+
+
 def test_first_origin_has_no_blend_and_later_blends_use_earlier_origins_only(result):
     assert "blend" not in result.models_at(ORIGINS[0].isoformat())
     assert ORIGINS[0].isoformat() not in result.blend_weights

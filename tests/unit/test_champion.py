@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -94,3 +95,33 @@ def test_a_candidate_beating_both_baselines_has_the_wider_total_ratio_rail():
     # below the wider rail it is excluded even when it dominates
     sel = champion.select_champion(table({**base, "rfm_stack": {**low, "total_ratio": 0.6}}))
     assert sel.champion == "pareto_gg"
+
+
+def bootstrap(means: dict[str, float], noise: float, origins=("2025-01-01", "2025-02-01"),
+              n: int = 200) -> dict[str, dict[str, list[float]]]:
+    """Replicates as the backtest stores them: each model's Gini plus its own noise."""
+    rng = np.random.default_rng(0)
+    return {o: {m: list(g + rng.normal(0.0, noise, n)) for m, g in means.items()} for o in origins}
+
+
+def test_a_gini_shortfall_ties_only_within_the_bootstrap_noise():
+    rows = {"a": {**GOOD, "gini": 0.930, "mae": 20.0}, "b": {**GOOD, "gini": 0.924, "mae": 18.0}}
+    t, gini = table(rows), {m: r["gini"] for m, r in rows.items()}
+    # 0.006 short: a tie under the fixed tolerance (no replicates), so the lower MAE wins
+    assert champion.select_champion(t).champion == "b"
+    # replicates whose shortfall has SE ~0.001 (mean over 2 origins): 0.006 is no tie
+    sel = champion.select_champion(t, champion.Rule(), bootstrap(gini, 0.001))
+    assert sel.champion == "a" and "bootstrap standard errors" in sel.reason
+    tol = sel.table.set_index("model")["tie_tolerance"]
+    assert tol["a"] == 0.0 and 0.0015 < tol["b"] < 0.003
+    # noisy replicates (SE ~0.005): a tie again, and the tolerance never exceeds the cap
+    sel = champion.select_champion(t, champion.Rule(), bootstrap(gini, 0.005))
+    assert sel.champion == "b"
+    assert sel.table.set_index("model").loc["b", "tie_tolerance"] == champion.Rule().tie_tolerance
+
+
+def test_missing_replicates_fall_back_to_the_fixed_tolerance():
+    rows = {"a": {**GOOD, "gini": 0.930, "mae": 20.0}, "b": {**GOOD, "gini": 0.924, "mae": 18.0}}
+    partial = bootstrap({"a": 0.930}, 0.001)  # b has none
+    sel = champion.select_champion(table(rows), champion.Rule(), partial)
+    assert sel.champion == "b" and "no bootstrap replicates" in sel.reason

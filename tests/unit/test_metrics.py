@@ -160,3 +160,36 @@ def test_invalid_inputs_raise_value_error_with_a_clear_message(actual, predicted
 def test_evaluate_requires_both_interval_bounds():
     with pytest.raises(ValueError, match="both p10 and p90"):
         m.evaluate(ACTUAL, PRED, p10=PRED)
+
+
+def _zero_inflated(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    actual = np.where(rng.random(n) < 0.3, rng.gamma(1.0, 50.0, n), 0.0)
+    return actual, actual * rng.lognormal(0.0, 1.0, n) + rng.random(n)
+
+
+def test_weighted_gini_with_unit_weights_is_normalized_gini_ties_included():
+    actual, pred = _zero_inflated(500, 1)
+    for p in (pred, np.round(pred, -1), np.ones(500)):  # distinct, tied blocks, constant
+        one = np.ones((1, 500))
+        got = m._weighted_gini(actual, p, one)[0] / m._weighted_gini(actual, actual, one)[0]
+        assert got == pytest.approx(m.normalized_gini(actual, p), abs=1e-12)
+
+
+def test_gini_bootstrap_is_paired_and_centred_on_the_sample_gini():
+    actual, pred = _zero_inflated(3000, 2)
+    reps = m.gini_bootstrap(actual, {"p": pred, "same_order": np.sqrt(pred), "rounded": np.round(pred, -1)})
+    assert list(reps.columns) == ["p", "same_order", "rounded"] and len(reps) == 50
+    assert (reps["p"] - reps["same_order"]).abs().max() < 1e-12  # same ranking, same replicates
+    assert reps["p"].std() > 0.001
+    assert (reps["p"] - reps["rounded"]).std() < reps["p"].std()  # pairing removes shared noise
+    assert reps["p"].mean() == pytest.approx(m.normalized_gini(actual, pred), abs=3 * reps["p"].std())
+
+
+def test_gini_bootstrap_noise_shrinks_with_customers_also_past_max_rows():
+    small, large = _zero_inflated(2000, 3), _zero_inflated(32000, 3)
+    se_small = m.gini_bootstrap(*small[:1], {"p": small[1]}, n_boot=200)["p"].std()
+    se_large = m.gini_bootstrap(*large[:1], {"p": large[1]}, n_boot=200)["p"].std()
+    se_capped = m.gini_bootstrap(*large[:1], {"p": large[1]}, n_boot=200, max_rows=2000)["p"].std()
+    assert 0.15 < se_large / se_small < 0.4  # sqrt(2000 / 32000) = 0.25
+    assert 0.6 < se_capped / se_large < 1.6  # the subset stands in for all 32000
