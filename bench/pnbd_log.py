@@ -1,0 +1,71 @@
+"""A Pareto/NBD + Gamma-Gamma transaction log, independent of `ltv generate`: a second kind of
+simulated data for #7's accuracy test (bench/accuracy_predict.py), so the method is not judged
+on our own generator alone.
+
+Per customer: first purchase uniform over the first 365 days from 2024-01-01; purchases a
+Poisson process with rate lambda ~ Gamma(r, 1/alpha) per day while alive; lifetime
+Exponential(mu), mu ~ Gamma(s, 1/beta) per day; each order's amount ~ Gamma(p, 1/nu),
+nu ~ Gamma(q, 1/v) per customer (Gamma-Gamma); observation ends 2026-01-01. Defaults: mean
+rate 0.015 a day, mean lifetime about 430 days, mean order about 30.
+
+  python -m bench.pnbd_log SEED USERS OUT.csv   (columns user_id, ts, amount)
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+START, END = pd.Timestamp("2024-01-01"), pd.Timestamp("2026-01-01")
+
+
+@dataclass(frozen=True)
+class Params:
+    r: float = 0.6
+    alpha: float = 40.0
+    s: float = 0.7
+    beta: float = 300.0
+    p: float = 6.0
+    q: float = 4.0
+    v: float = 15.0
+
+
+def simulate(seed: int, n_users: int, params: Params = Params()) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    span = (END - START).days
+    lam = rng.gamma(params.r, 1 / params.alpha, n_users)
+    mu = rng.gamma(params.s, 1 / params.beta, n_users)
+    nu = rng.gamma(params.q, 1 / params.v, n_users)
+    birth = rng.uniform(0, 365, n_users)
+    with np.errstate(divide="ignore", over="ignore"):  # mu ~ 0: a lifetime past the window
+        stop = np.minimum(span, birth + rng.exponential(1 / mu))
+    users, days = [], []
+    for i in range(n_users):
+        t = [birth[i]]
+        while t[-1] < stop[i]:  # draw gaps in blocks until the process passes the lifetime
+            more = t[-1] + np.cumsum(rng.exponential(1 / lam[i], 16))
+            t.extend(more)
+        t = np.asarray(t)
+        t = np.concatenate([[birth[i]], t[1:][t[1:] < stop[i]]])
+        users.append(np.full(t.size, i))
+        days.append(t)
+    user, day = np.concatenate(users), np.concatenate(days)
+    amount = np.round(rng.gamma(params.p, 1 / nu[user]), 2)
+    return pd.DataFrame({"user_id": [f"u{i:06d}" for i in user],
+                         "ts": START + pd.to_timedelta(day, unit="D"),
+                         "amount": np.maximum(amount, 0.01)})
+
+
+def main(argv: list[str]) -> int:
+    seed, users, out = int(argv[0]), int(argv[1]), argv[2]
+    log = simulate(seed, users)
+    log.to_csv(out, index=False)
+    print(f"{len(log):,} rows, {log['user_id'].nunique():,} users, mean order {log['amount'].mean():.2f}: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
