@@ -20,6 +20,7 @@ import pandas as pd
 
 from ltv_pipeline.lib import ranking
 
+SCORING_CHUNK_USERS = 250_000  # customers per forecast call in score_as_of
 OUTPUT_COLUMNS = ["user_id", "predicted_value", "p10", "p90", "p_alive", "expected_purchases",
                   "segment", "model", "cold_start"]
 
@@ -155,9 +156,13 @@ def with_btyd_inputs(feats: pd.DataFrame, summary: pd.DataFrame, bgnbd, horizon_
     return training.model_frame(feats, training.hybrid_frame(pred, cutoff))
 
 
-def score_as_of(ltv_home, cutoff, horizon_days: int, explain_top: int = 0) -> tuple[pd.DataFrame, dict]:
+def score_as_of(ltv_home, cutoff, horizon_days: int, explain_top: int = 0,
+                chunk_users: int | None = None) -> tuple[pd.DataFrame, dict]:
     """Forecasts for everyone known at `cutoff` with the registry's champion, from the marts
-    and the Feast store under ltv_home (built for this cutoff), and what was used: champion,
+    and the Feast store under ltv_home (built for this cutoff), scored chunk_users customers
+    at a time (SCORING_CHUNK_USERS: a LightGBM or blend champion's feature frame and member
+    forecasts for a million customers peaked at 4.3 GB in one piece; every row's forecast is
+    its own, so the chunks change no value), and what was used: champion,
     models, segment_thresholds, and a top_features column with the LightGBM contributions of
     the model named in used["explained_by"] for the explain_top users of highest predicted
     value (TreeSHAP costs about a millisecond per user: the rest get null)."""
@@ -166,6 +171,7 @@ def score_as_of(ltv_home, cutoff, horizon_days: int, explain_top: int = 0) -> tu
     from ltv_pipeline.lib import gbm, marts, warehouse
     from ltv_pipeline.lib.registry import ModelRegistry
 
+    chunk_users = chunk_users or SCORING_CHUNK_USERS
     registry = ModelRegistry(Path(ltv_home) / "models")
     champ, models = champion_models(registry)
     with warehouse.connect(Path(ltv_home) / "warehouse.duckdb", read_only=True) as con:
@@ -179,15 +185,27 @@ def score_as_of(ltv_home, cutoff, horizon_days: int, explain_top: int = 0) -> tu
     def frame_of(entity: pd.DataFrame) -> pd.DataFrame:
         return gbm_input(ltv_home, entity, summary, models["bgnbd_gg"], horizon_days)
 
-    def gbm_frame() -> pd.DataFrame:
-        if "frame" not in cache:
-            cache["frame"] = frame_of(population[["user_id", "cutoff_date"]])
-        return cache["frame"]
+    parts = []
+    for start in range(0, len(population), chunk_users):  # bounded memory (module constant)
+        chunk = population.iloc[start:start + chunk_users].reset_index(drop=True)
+        whole = len(chunk) == len(population)
 
-    out = forecast(population, summary, horizon_days, models, gbm_frame, champ.name, champ.ref)
+        def gbm_frame(chunk=chunk, whole=whole) -> pd.DataFrame:
+            frame = frame_of(chunk[["user_id", "cutoff_date"]])
+            if whole:  # the explained users' features come from it too
+                cache["frame"] = frame
+            return frame
+
+        rows = summary if whole else summary[summary["user_id"].isin(chunk["user_id"])]
+        parts.append(forecast(chunk, rows, horizon_days, models, gbm_frame, champ.name, champ.ref))
+    out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    thresholds = ranking.segment_thresholds(out["predicted_value"].to_numpy(float),
+                                            out["cold_start"].to_numpy(bool))
+    if len(parts) > 1:  # segments from the whole population's thresholds, not each chunk's
+        out["segment"] = ranking.assign_segments(out["predicted_value"].to_numpy(float),
+                                                 out["cold_start"].to_numpy(bool), thresholds)
     used = {"champion": champ.ref, "models": sorted(models), "horizon_days": int(horizon_days),
-            "segment_thresholds": ranking.segment_thresholds(
-                out["predicted_value"].to_numpy(float), out["cold_start"].to_numpy(bool))}
+            "segment_thresholds": thresholds}
     out["margin_rate"] = population["margin_share"].to_numpy(float)
     out["top_features"] = None
     found = explainer(registry, models, champ.name) if explain_top > 0 else None
