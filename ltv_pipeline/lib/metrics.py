@@ -161,6 +161,7 @@ def gini_bootstrap(actual, predictions: dict[str, object], n_boot: int = 50, see
         out[name] = reps
     return pd.DataFrame(out)
 
+
 def spearman(actual, predicted) -> float:
     """Spearman rank correlation (average ranks for ties); 0.0 for constant predictions."""
     a, p = _arrays(actual=actual, predicted=predicted)
