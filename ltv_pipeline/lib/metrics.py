@@ -141,8 +141,7 @@ def gini_bootstrap(actual, predictions: dict[str, object], n_boot: int = 50, see
     Above max_rows customers a fixed random subset of max_rows is resampled, and each
     replicate's deviation from the subset's Gini is shrunk by sqrt(max_rows / n) around the
     full sample's Gini: the noise of n customers, at bounded cost."""
-    a = _arrays(actual=actual)[0]
-    preds = {name: _arrays(**{name: p})[0] for name, p in predictions.items()}
+    a, *arrays = _arrays(actual=actual, **{f"predictions[{name!r}]": p for name, p in predictions.items()})
     n = a.size
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.choice(n, max_rows, replace=False)) if n > max_rows else np.arange(n)
@@ -150,13 +149,15 @@ def gini_bootstrap(actual, predictions: dict[str, object], n_boot: int = 50, see
     sub = a[idx]
     best = _weighted_gini(sub, sub, w)
     best[best <= 1e-12] = np.nan
+    if idx.size < n:  # the normalizers of the full sample and of the subset, once
+        one_full, one_sub = np.ones((1, n)), np.ones((1, idx.size))
+        best_full, best_sub = _weighted_gini(a, a, one_full)[0], _weighted_gini(sub, sub, one_sub)[0]
     out = {}
-    for name, p in preds.items():
+    for name, p in zip(predictions, arrays):
         reps = _weighted_gini(sub, p[idx], w) / best
         if idx.size < n:
-            one = np.ones((1, n))
-            full = (_weighted_gini(a, p, one) / _weighted_gini(a, a, one))[0]
-            part = (_weighted_gini(sub, p[idx], one[:, :idx.size]) / _weighted_gini(sub, sub, one[:, :idx.size]))[0]
+            full = _weighted_gini(a, p, one_full)[0] / best_full
+            part = _weighted_gini(sub, p[idx], one_sub)[0] / best_sub
             reps = full + (reps - part) * np.sqrt(idx.size / n)
         out[name] = reps
     return pd.DataFrame(out)

@@ -193,3 +193,11 @@ def test_gini_bootstrap_noise_shrinks_with_customers_also_past_max_rows():
     se_capped = m.gini_bootstrap(*large[:1], {"p": large[1]}, n_boot=200, max_rows=2000)["p"].std()
     assert 0.15 < se_large / se_small < 0.4  # sqrt(2000 / 32000) = 0.25
     assert 0.6 < se_capped / se_large < 1.6  # the subset stands in for all 32000
+
+
+def test_gini_bootstrap_validates_every_prediction_against_actual():
+    actual, pred = _zero_inflated(100, 4)
+    with pytest.raises(ValueError, match="differ in length"):
+        m.gini_bootstrap(actual, {"p": pred, "short": pred[:-1]})
+    with pytest.raises(ValueError, match=r"predictions\['p'\] has 1 NaN"):
+        m.gini_bootstrap(actual, {"p": np.r_[pred[:-1], np.nan]})
