@@ -205,3 +205,12 @@ def test_a_booster_gain_within_the_bootstrap_noise_is_not_enough(monkeypatch):
     assert "beyond noise" in notes[-1] and "2 paired-bootstrap standard errors" in notes[-1]
     bar = float(notes[-1].split("standard errors = ")[1].split(")")[0])
     assert 0 < gain <= bar
+
+
+def test_booster_is_kept_untested_where_the_check_cutoff_has_no_value():
+    frame = _boost_frame(0.8)
+    newest = frame["cutoff_date"] == frame["cutoff_date"].max()
+    frame.loc[newest, "value"] = 0.0
+    notes: list[str] = []
+    assert stack.booster_earns_its_place(frame, 0, notes)
+    assert "normalized Gini undefined" in notes[-1] and "kept untested" in notes[-1]
