@@ -242,9 +242,9 @@ def candidate_values(home: Path, cutoff: str, horizon: int) -> dict[str, pd.Seri
         rows = scoring.forecast(population, summary, horizon, models, gbm_frame, name, name)
         out[name] = rows.set_index(rows["user_id"].astype(str))["predicted_value"]
     final = json.loads((home / "evaluation" / "backtest.json").read_text()).get("final_blend")
-    if BLEND not in out and final and set(blend_from(final).weights) <= set(out):
+    blend = blend_from(final) if final else None
+    if BLEND not in out and blend is not None and set(blend.weights) <= set(out):
         # registered only when it is the champion: combine its members' forecasts as it would
-        blend = blend_from(final)
         out[BLEND] = pd.Series(blend.combine({m: out[m].to_numpy(float) for m in blend.weights}),
                                index=out[next(iter(blend.weights))].index)
     return out
