@@ -205,7 +205,12 @@ def check_summary(summary: pd.DataFrame) -> None:
                              f"{summary['user_id'].to_numpy()[bad][:5].tolist()}")
 
 
+NONFINITE = "non-finite forecasts"
 MAX_NONFINITE_SHARE = 0.001
+# When every penalizer leaves more than MAX_NONFINITE_SHARE, the lowest penalizer that leaves at
+# most this share is taken (its few customers get the historical-rate forecast, row by row),
+# rather than the historical-rate model for everyone.
+MAX_NONFINITE_SHARE_LAST = 0.01
 # A Pareto/NBD restart that lowers lifetimes' objective (negative log-likelihood / mean weight)
 # by no more than this has found no better maximum: the fit has settled.
 PARETO_SETTLED_NLL = 1e-6
@@ -219,7 +224,8 @@ def _quiet():
         yield
 
 
-def _fit_count(model: str, rows: pd.DataFrame, penalizer: float, options: dict) -> Any:
+def _fit_count(model: str, rows: pd.DataFrame, penalizer: float, options: dict,
+               max_nonfinite: float = MAX_NONFINITE_SHARE) -> Any:
     """One lifetimes fit on weighted unique rows; raises ValueError with the reason on failure."""
     path, names = COUNT_MODELS[model]
     cls = fitter_class(path)
@@ -256,10 +262,10 @@ def _fit_count(model: str, rows: pd.DataFrame, penalizer: float, options: dict) 
             max(t.max(), 1.0), f, r, t)) & np.isfinite(fitter.conditional_probability_alive(f, r, t))
         # lifetimes' closed forms overflow for a few extreme patterns (e.g. Pareto/NBD's
         # hypergeometric terms): predict() backs those rows off one by one; a fit whose
-        # forecasts fail for more than MAX_NONFINITE_SHARE of customers is rejected.
+        # forecasts fail for more than max_nonfinite of customers is rejected.
         bad = float(w[~probe].sum()) / float(w.sum())
-        if bad > MAX_NONFINITE_SHARE:
-            raise ValueError(f"non-finite forecasts for {int((~probe).sum())} patterns "
+        if bad > max_nonfinite:
+            raise ValueError(f"{NONFINITE} for {int((~probe).sum())} patterns "
                              f"({bad:.2%} of customers)")
     return fitter
 
@@ -358,7 +364,19 @@ def _fit_one(summary, model, penalizers, min_customers, options) -> BTYDFit:
         if key not in _FITS:
             notes: list[str] = []
             attempt = lambda p: _fit_count(model, rows, p, options)  # noqa: E731
-            _remember(key, (*_ladder(penalizers, attempt, notes), notes))
+            fitter, pen, attempts = _ladder(penalizers, attempt, notes)
+            if fitter is None and attempts and all(NONFINITE in a["reason"] for a in attempts):
+                # e.g. Pareto/NBD on synthetic logs: 3 extreme patterns (0.1% of customers)
+                # overflow at every penalizer; the fit is sound for everyone else
+                last = lambda p: _fit_count(model, rows, p, options, MAX_NONFINITE_SHARE_LAST)  # noqa: E731
+                fitter, pen, more = _ladder(penalizers, last, notes)
+                attempts = attempts + [dict(a, max_nonfinite_share=MAX_NONFINITE_SHARE_LAST) for a in more]
+                if fitter is not None:
+                    notes.append(f"every penalizer left non-finite forecasts for more than "
+                                 f"{MAX_NONFINITE_SHARE:.1%} of customers: took penalizer {pen}, which "
+                                 f"leaves them for at most {MAX_NONFINITE_SHARE_LAST:.0%} (those get "
+                                 f"the {FALLBACK} forecast)")
+            _remember(key, (fitter, pen, attempts, notes))
         fitter, pen, attempts, notes = _FITS[key]
         fit.attempts, fit.notes = [dict(a) for a in attempts], list(notes)
         if fitter is None:

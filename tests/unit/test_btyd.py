@@ -392,3 +392,26 @@ def test_pareto_fits_regular_buyers_without_a_penalizer(cutoff):
     assert [a["ok"] for a in fit.attempts] == [True]
     out = btyd.predict(fit, btyd.fit_gamma_gamma(summary), summary, 90)
     assert np.isfinite(out["expected_purchases"]).all()
+
+
+def test_a_fit_whose_forecasts_overflow_for_a_few_customers_at_every_penalizer_is_kept():
+    """Synthetic seed 47 at 2025-09-17: lifetimes' Pareto/NBD forecasts overflow for 3
+    patterns (0.1% of customers) at every penalizer; before, the whole model fell back to the
+    historical rate. Now the lowest penalizer within MAX_NONFINITE_SHARE_LAST is kept and only
+    those customers get the historical-rate forecast."""
+    from ltv_pipeline.lib.generator import generate
+
+    tx = generate(n_users=5000, seed=47)["transactions"]
+    tx = tx[~tx["is_refund"].astype(bool)]
+    cut = pd.Timestamp("2025-09-17")
+    summary = btyd.summary_from_transactions(tx[tx["ts"] < cut + pd.Timedelta(days=1)], cut)
+    fit = btyd.fit_btyd(summary, "pareto")
+    strict = [a for a in fit.attempts if "max_nonfinite_share" not in a]
+    assert [a["ok"] for a in strict] == [False] * len(btyd.DEFAULT_PENALIZERS)
+    assert all(btyd.NONFINITE in a["reason"] for a in strict)
+    assert fit.converged and not fit.fallback and fit.penalizer == 0.0
+    assert any("non-finite forecasts for more than" in n for n in fit.notes)
+    out = btyd.predict(fit, btyd.fit_gamma_gamma(summary), summary, 90)
+    fallback = out["model"] == btyd.FALLBACK
+    assert 0 < fallback.sum() <= 0.01 * len(out) and (out.loc[~fallback, "model"] == "pareto").all()
+    assert np.isfinite(out["predicted_value"]).all()
