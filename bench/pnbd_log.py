@@ -42,22 +42,27 @@ def simulate(seed: int, n_users: int, params: Params = Params()) -> pd.DataFrame
     birth = rng.uniform(0, 365, n_users)
     with np.errstate(divide="ignore", over="ignore"):  # mu ~ 0: a lifetime past the window
         stop = np.minimum(span, birth + rng.exponential(1 / mu))
+    return purchases(rng, birth, stop, lambda i, n: rng.exponential(1 / lam[i], n), nu, params.p)
+
+
+def purchases(rng, birth, stop, draw_gaps, nu, p: float) -> pd.DataFrame:
+    """The log of customers i whose first purchase is at day birth[i] and whose later ones follow
+    at gaps draw_gaps(i, n) (n at a time) before day stop[i]; each order's amount ~
+    Gamma(p, 1 / nu[i])."""
     users, days = [], []
-    for i in range(n_users):
+    for i in range(len(birth)):
         t = [birth[i]]
         while t[-1] < stop[i]:  # draw gaps in blocks until the process passes the lifetime
-            more = t[-1] + np.cumsum(rng.exponential(1 / lam[i], 16))
-            t.extend(more)
+            t.extend(t[-1] + np.cumsum(draw_gaps(i, 16)))
         t = np.asarray(t)
         t = np.concatenate([[birth[i]], t[1:][t[1:] < stop[i]]])
         users.append(np.full(t.size, i))
         days.append(t)
     user, day = np.concatenate(users), np.concatenate(days)
-    amount = np.round(rng.gamma(params.p, 1 / nu[user]), 2)
+    amount = np.round(rng.gamma(p, 1 / nu[user]), 2)
     return pd.DataFrame({"user_id": [f"u{i:06d}" for i in user],
                          "ts": START + pd.to_timedelta(day, unit="D"),
                          "amount": np.maximum(amount, 0.01)})
-
 
 def main(argv: list[str]) -> int:
     seed, users, out = int(argv[0]), int(argv[1]), argv[2]

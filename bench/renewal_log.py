@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from bench import pnbd_log
 from bench.pnbd_log import END, START, Params
 
 
@@ -41,21 +42,7 @@ def simulate(seed: int, n_users: int, k: float = 3.0, rho: float = 0.0,
     birth = rng.uniform(0, 365, n_users)
     with np.errstate(divide="ignore", over="ignore"):  # mu ~ 0: a lifetime past the window
         stop = np.minimum(span, birth + rng.exponential(1 / mu))
-    users, days = [], []
-    for i in range(n_users):
-        t = [birth[i]]
-        while t[-1] < stop[i]:  # draw gaps in blocks until the process passes the lifetime
-            t.extend(t[-1] + np.cumsum(rng.gamma(k, 1 / (k * lam[i]), 16)))
-        t = np.asarray(t)
-        t = np.concatenate([[birth[i]], t[1:][t[1:] < stop[i]]])
-        users.append(np.full(t.size, i))
-        days.append(t)
-    user, day = np.concatenate(users), np.concatenate(days)
-    amount = np.round(rng.gamma(params.p, 1 / nu[user]), 2)
-    return pd.DataFrame({"user_id": [f"u{i:06d}" for i in user],
-                         "ts": START + pd.to_timedelta(day, unit="D"),
-                         "amount": np.maximum(amount, 0.01)})
-
+    return pnbd_log.purchases(rng, birth, stop, lambda i, n: rng.gamma(k, 1 / (k * lam[i]), n), nu, params.p)
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.renewal_log")
