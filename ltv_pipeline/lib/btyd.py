@@ -244,8 +244,8 @@ def _fit_count(model: str, rows: pd.DataFrame, penalizer: float, options: dict,
             # lifetimes' Nelder-Mead reports no convergence: restart from the solution (the
             # standard check for a stalled simplex) until the parameters stop moving or the
             # likelihood stops rising. Where the maximum lies at s -> 0 (no dropout: regular
-            # buyers) the likelihood is flat along a ridge of beta, so beta never settles, and
-            # every penalizer failed after three restarts: 50-100 s per fit on 3,000 customers.
+            # buyers) the likelihood is flat along a ridge of beta, so beta never settled and
+            # the fit failed here after three restarts, and the ladder went on to a penalizer.
             for _ in range(3):
                 old, old_nll = fitter.params_.to_numpy(), fitter._negative_log_likelihood_
                 kwargs["initial_params"] = old * np.array([1.0, fitter._scale, 1.0, fitter._scale])
