@@ -226,3 +226,17 @@ def _table_rules(table, out, rows: _Rows, known_currencies, base_currency) -> No
         rows.reject(out["currency"].isna(), "missing currency")
         rows.reject(~(out["rate_to_base"] > 0).fillna(False), "rate_to_base is not positive")
         rows.reject(out.duplicated(["date", "currency"]), "duplicate (date, currency)")
+
+
+
+def quarantine_summary(table: str, reasons: dict[str, int], shown: int = 3) -> str:
+    """'' when nothing was quarantined, else the commonest reasons (reason -> rows) with their
+    counts and where the rows are, e.g. ' (1,498 missing user_id; 800 negative amount without
+    is_refund: rows and reasons in quarantine.transactions)'."""
+    if not reasons:
+        return ""
+    counts = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+    parts = [f"{n:,} {reason}" for reason, n in counts[:shown]]
+    if len(counts) > shown:
+        parts.append(f"{sum(n for _, n in counts[shown:]):,} for {len(counts) - shown} other reason(s)")
+    return f" ({'; '.join(parts)}: rows and reasons in quarantine.{table})"

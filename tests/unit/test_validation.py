@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from ltv_pipeline.lib.errors import InputError
+from ltv_pipeline.lib import validation
 from ltv_pipeline.lib.validation import validate_table
 
 NOW = datetime(2026, 1, 1)
@@ -174,3 +175,12 @@ def test_duplicate_users_are_quarantined():
     frame = pd.DataFrame({"user_id": ["a", "a", "b"], "country": ["US", "DE", "FR"]})
     clean, bad = validate_table("users", frame, "users.csv", now=NOW)
     assert list(clean["user_id"]) == ["a", "b"] and reasons(bad) == ["duplicate user_id"]
+
+
+def test_quarantine_summary_names_the_commonest_reasons_and_the_table():
+    assert validation.quarantine_summary("transactions", {}) == ""
+    reasons = {"currency without an fx rate": 1, "missing user_id": 5, "duplicate transaction_id": 2,
+               "negative amount without is_refund": 3}
+    assert validation.quarantine_summary("transactions", reasons) == (
+        " (5 missing user_id; 3 negative amount without is_refund; 2 duplicate transaction_id; "
+        "1 for 1 other reason(s): rows and reasons in quarantine.transactions)")

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from ltv_pipeline import groups, settings
 from ltv_pipeline.defs.resources import WarehouseResource
-from ltv_pipeline.lib import sources, warehouse
+from ltv_pipeline.lib import sources, validation, warehouse
 
 RAW_ASSETS = {
     "transactions": "raw_transactions",
@@ -67,6 +67,7 @@ def raw_tables(context: dg.AssetExecutionContext, config: IngestConfig, warehous
     for load in loads:
         reasons = load.quarantined["reason"].value_counts().to_dict() if len(load.quarantined) else {}
         context.log.info(f"raw.{load.table}: {len(load.clean):,} rows, {len(load.quarantined):,} quarantined"
+                         + validation.quarantine_summary(load.table, reasons)
                          + (f", {erased[load.table]:,} of erased customers left out" if erased[load.table] else ""))
         yield dg.MaterializeResult(
             asset_key=RAW_ASSETS[load.table],
