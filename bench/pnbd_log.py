@@ -64,6 +64,7 @@ def purchases(rng, birth, stop, draw_gaps, nu, p: float) -> pd.DataFrame:
                          "ts": START + pd.to_timedelta(day, unit="D"),
                          "amount": np.maximum(amount, 0.01)})
 
+
 def main(argv: list[str]) -> int:
     seed, users, out = int(argv[0]), int(argv[1]), argv[2]
     log = simulate(seed, users)

@@ -44,6 +44,7 @@ def simulate(seed: int, n_users: int, k: float = 3.0, rho: float = 0.0,
         stop = np.minimum(span, birth + rng.exponential(1 / mu))
     return pnbd_log.purchases(rng, birth, stop, lambda i, n: rng.gamma(k, 1 / (k * lam[i]), n), nu, params.p)
 
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.renewal_log")
     ap.add_argument("seed", type=int)

@@ -228,7 +228,6 @@ def _table_rules(table, out, rows: _Rows, known_currencies, base_currency) -> No
         rows.reject(out.duplicated(["date", "currency"]), "duplicate (date, currency)")
 
 
-
 def quarantine_summary(table: str, reasons: dict[str, int], shown: int = 3) -> str:
     """'' when nothing was quarantined, else the commonest reasons (reason -> rows) with their
     counts and where the rows are, e.g. ' (1,498 missing user_id; 800 negative amount without
