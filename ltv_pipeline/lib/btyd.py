@@ -216,6 +216,15 @@ MAX_NONFINITE_SHARE_LAST = 0.01
 PARETO_SETTLED_NLL = 1e-6
 
 
+class NonFiniteForecasts(ValueError):
+    """A fit rejected only because lifetimes' forecasts are non-finite for more than the allowed
+    share of customers. It keeps the fit and the share, for the last-resort rule."""
+
+    def __init__(self, fitter: Any, patterns: int, share: float):
+        super().__init__(f"{NONFINITE} for {patterns} patterns ({share:.2%} of customers)")
+        self.fitter, self.share = fitter, share
+
+
 @contextlib.contextmanager
 def _quiet():
     """Silence the RuntimeWarnings lifetimes floods while it explores the parameter space."""
@@ -224,9 +233,9 @@ def _quiet():
         yield
 
 
-def _fit_count(model: str, rows: pd.DataFrame, penalizer: float, options: dict,
-               max_nonfinite: float = MAX_NONFINITE_SHARE) -> Any:
-    """One lifetimes fit on weighted unique rows; raises ValueError with the reason on failure."""
+def _fit_count(model: str, rows: pd.DataFrame, penalizer: float, options: dict) -> Any:
+    """One lifetimes fit on weighted unique rows; raises ValueError with the reason on failure
+    (NonFiniteForecasts when only the forecasts' non-finite share is too large)."""
     path, names = COUNT_MODELS[model]
     cls = fitter_class(path)
     f, r, t, w = (rows[c].to_numpy() for c in (*_KEYS, "w"))
@@ -262,11 +271,10 @@ def _fit_count(model: str, rows: pd.DataFrame, penalizer: float, options: dict,
             max(t.max(), 1.0), f, r, t)) & np.isfinite(fitter.conditional_probability_alive(f, r, t))
         # lifetimes' closed forms overflow for a few extreme patterns (e.g. Pareto/NBD's
         # hypergeometric terms): predict() backs those rows off one by one; a fit whose
-        # forecasts fail for more than max_nonfinite of customers is rejected.
+        # forecasts fail for more than MAX_NONFINITE_SHARE of customers is rejected.
         bad = float(w[~probe].sum()) / float(w.sum())
-        if bad > max_nonfinite:
-            raise ValueError(f"{NONFINITE} for {int((~probe).sum())} patterns "
-                             f"({bad:.2%} of customers)")
+        if bad > MAX_NONFINITE_SHARE:
+            raise NonFiniteForecasts(fitter, int((~probe).sum()), bad)
     return fitter
 
 
@@ -300,8 +308,10 @@ def _fit_gg(f: np.ndarray, m: np.ndarray, penalizer: float) -> Any:
     return gg
 
 
-def _ladder(penalizers, attempt, notes: list[str]) -> tuple[Any, float | None, list[dict]]:
-    """attempt(penalizer) for each penalizer in order until one succeeds."""
+def _ladder(penalizers, attempt, notes: list[str],
+            failures: list[tuple[float, Exception]] | None = None) -> tuple[Any, float | None, list[dict]]:
+    """attempt(penalizer) for each penalizer in order until one succeeds; each failure's
+    (penalizer, exception) is appended to `failures` when given."""
     attempts = []
     for pen in map(float, penalizers):
         try:
@@ -313,6 +323,8 @@ def _ladder(penalizers, attempt, notes: list[str]) -> tuple[Any, float | None, l
                 f" (scipy: {scipy.group(1).strip()})" if scipy else "")
             attempts.append({"penalizer": pen, "ok": False, "reason": reason})
             notes.append(f"penalizer {pen}: failed ({reason})")
+            if failures is not None:
+                failures.append((pen, exc))
             continue
         attempts.append({"penalizer": pen, "ok": True, "reason": ""})
         return result, pen, attempts
@@ -349,6 +361,25 @@ def _remember(key: tuple, value: tuple) -> None:
     _FITS[key] = value
 
 
+def _last_resort(failures: list[tuple[float, Exception]], attempts: list[dict],
+                 notes: list[str]) -> tuple[Any, float | None, list[dict]]:
+    """When every penalizer failed only on its non-finite share (e.g. Pareto/NBD on synthetic
+    logs: 3 extreme patterns, 0.1% of customers, overflow at every penalizer; the fit is sound
+    for everyone else), the lowest penalizer whose share is at most MAX_NONFINITE_SHARE_LAST,
+    as that fit already made; (None, None, attempts) otherwise."""
+    if not failures or not all(isinstance(exc, NonFiniteForecasts) for _, exc in failures):
+        return None, None, attempts
+    for pen, exc in failures:
+        if exc.share <= MAX_NONFINITE_SHARE_LAST:
+            notes.append(f"every penalizer left non-finite forecasts for more than "
+                         f"{MAX_NONFINITE_SHARE:.1%} of customers: took penalizer {pen}, non-finite "
+                         f"for {exc.share:.2%} of customers (at most {MAX_NONFINITE_SHARE_LAST:.0%}; "
+                         f"those get the {FALLBACK} forecast)")
+            return exc.fitter, pen, attempts + [{"penalizer": pen, "ok": True, "reason": "",
+                                                 "max_nonfinite_share": MAX_NONFINITE_SHARE_LAST}]
+    return None, None, attempts
+
+
 def _fit_one(summary, model, penalizers, min_customers, options) -> BTYDFit:
     n, base = len(summary), _base_rate(summary)
     fit = BTYDFit(model, dict(base), None, False, True, [], n_customers=n, base_rate=base)
@@ -363,19 +394,11 @@ def _fit_one(summary, model, penalizers, min_customers, options) -> BTYDFit:
         key = _fit_key(model, rows, penalizers, options)
         if key not in _FITS:
             notes: list[str] = []
+            failures: list[tuple[float, Exception]] = []
             attempt = lambda p: _fit_count(model, rows, p, options)  # noqa: E731
-            fitter, pen, attempts = _ladder(penalizers, attempt, notes)
-            if fitter is None and attempts and all(NONFINITE in a["reason"] for a in attempts):
-                # e.g. Pareto/NBD on synthetic logs: 3 extreme patterns (0.1% of customers)
-                # overflow at every penalizer; the fit is sound for everyone else
-                last = lambda p: _fit_count(model, rows, p, options, MAX_NONFINITE_SHARE_LAST)  # noqa: E731
-                fitter, pen, more = _ladder(penalizers, last, notes)
-                attempts = attempts + [dict(a, max_nonfinite_share=MAX_NONFINITE_SHARE_LAST) for a in more]
-                if fitter is not None:
-                    notes.append(f"every penalizer left non-finite forecasts for more than "
-                                 f"{MAX_NONFINITE_SHARE:.1%} of customers: took penalizer {pen}, which "
-                                 f"leaves them for at most {MAX_NONFINITE_SHARE_LAST:.0%} (those get "
-                                 f"the {FALLBACK} forecast)")
+            fitter, pen, attempts = _ladder(penalizers, attempt, notes, failures)
+            if fitter is None:
+                fitter, pen, attempts = _last_resort(failures, attempts, notes)
             _remember(key, (fitter, pen, attempts, notes))
         fitter, pen, attempts, notes = _FITS[key]
         fit.attempts, fit.notes = [dict(a) for a in attempts], list(notes)

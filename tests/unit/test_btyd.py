@@ -394,7 +394,7 @@ def test_pareto_fits_regular_buyers_without_a_penalizer(cutoff):
     assert np.isfinite(out["expected_purchases"]).all()
 
 
-def test_a_fit_whose_forecasts_overflow_for_a_few_customers_at_every_penalizer_is_kept():
+def test_a_fit_whose_forecasts_overflow_for_a_few_customers_at_every_penalizer_is_kept(monkeypatch):
     """Synthetic seed 47 at 2025-09-17: lifetimes' Pareto/NBD forecasts overflow for 3
     patterns (0.1% of customers) at every penalizer; before, the whole model fell back to the
     historical rate. Now the lowest penalizer within MAX_NONFINITE_SHARE_LAST is kept and only
@@ -405,12 +405,19 @@ def test_a_fit_whose_forecasts_overflow_for_a_few_customers_at_every_penalizer_i
     tx = tx[~tx["is_refund"].astype(bool)]
     cut = pd.Timestamp("2025-09-17")
     summary = btyd.summary_from_transactions(tx[tx["ts"] < cut + pd.Timedelta(days=1)], cut)
+    fit_count, pareto_fits = btyd._fit_count, []
+    def counting(model, *args, **kwargs):
+        pareto_fits.extend([model] if model == "pareto" else [])
+        return fit_count(model, *args, **kwargs)
+    monkeypatch.setattr(btyd, "_fit_count", counting)
+    monkeypatch.setattr(btyd, "_FITS", {})  # no fit from an earlier test
     fit = btyd.fit_btyd(summary, "pareto")
     strict = [a for a in fit.attempts if "max_nonfinite_share" not in a]
     assert [a["ok"] for a in strict] == [False] * len(btyd.DEFAULT_PENALIZERS)
     assert all(btyd.NONFINITE in a["reason"] for a in strict)
     assert fit.converged and not fit.fallback and fit.penalizer == 0.0
     assert any("non-finite forecasts for more than" in n for n in fit.notes)
+    assert len(pareto_fits) == len(btyd.DEFAULT_PENALIZERS)  # the kept fit is not made again
     out = btyd.predict(fit, btyd.fit_gamma_gamma(summary), summary, 90)
     fallback = out["model"] == btyd.FALLBACK
     assert 0 < fallback.sum() <= 0.01 * len(out) and (out.loc[~fallback, "model"] == "pareto").all()
