@@ -115,13 +115,29 @@ def select_champion(table: pd.DataFrame, rule: Rule = Rule(),
     ties = pool[pool[rule.primary] >= pool.loc[best, rule.primary] - tol]
     champ = ties[rule.tiebreak].idxmin() if ties[rule.tiebreak].notna().any() else ties[rule.primary].idxmax()
     row = means.loc[champ]
-    reason = (f"{champ}: best mean {rule.primary} up to noise ({row[rule.primary]:.4f} vs "
-              f"{best}'s {pool.loc[best, rule.primary]:.4f}; ties: {how}; {len(ties)} tied, "
-              f"broken by {rule.tiebreak} = {row[rule.tiebreak]:.4g}) over "
-              f"{len(origins)} shared origin(s) {origins}; {rails}")
+    reason = (f"{champ}: {_ranking(pool, ties, best, champ, tol, rule)} over {len(origins)} shared "
+              f"origin(s) {origins} (ties: {how}); {rails}")
     numbers = {k: float(v) for k, v in row.items() if k not in ("why_excluded", "passes_guard_rails")
                and pd.notna(v)}
     return Selection(champ, reason, False, origins, means.reset_index(), numbers)
+
+
+def _ranking(pool: pd.DataFrame, ties: pd.DataFrame, best: str, champ: str, tol: pd.Series,
+             rule: Rule) -> str:
+    """Step 4's outcome in words: the best primary metric alone, or which tie and how broken."""
+    p, t = rule.primary, rule.tiebreak
+    if len(ties) == 1:
+        rest = pool.drop(index=best)
+        if rest.empty:
+            return f"the only candidate left, mean {p} {pool.loc[best, p]:.4f}"
+        second = rest[p].idxmax()
+        return (f"best mean {p} {pool.loc[best, p]:.4f}, no other candidate tied (next: {second} "
+                f"{rest.loc[second, p]:.4f}, short by more than its tie of {tol[second]:.4g})")
+    if champ == best:
+        return (f"best mean {p} {pool.loc[best, p]:.4f}, and the lowest {t} ({ties.loc[champ, t]:.4g}) "
+                f"of the {len(ties)} tied")
+    return (f"best mean {p} up to noise ({pool.loc[champ, p]:.4f} vs {best}'s {pool.loc[best, p]:.4f}; "
+            f"{len(ties)} tied, broken by the lowest {t}: {ties.loc[champ, t]:.4g})")
 
 
 def tie_tolerances(pool: pd.DataFrame, best: str, origins: list[str], rule: Rule,

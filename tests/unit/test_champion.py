@@ -120,6 +120,23 @@ def test_a_gini_shortfall_ties_only_within_the_bootstrap_noise():
     assert sel.table.set_index("model").loc["b", "tie_tolerance"] == champion.Rule().tie_tolerance
 
 
+def test_the_reason_says_whether_a_tie_was_broken_and_by_what():
+    rows = {"a": {**GOOD, "gini": 0.930, "mae": 20.0}, "b": {**GOOD, "gini": 0.924, "mae": 18.0}}
+    t, gini = table(rows), {m: r["gini"] for m, r in rows.items()}
+    alone = champion.select_champion(t, champion.Rule(), bootstrap(gini, 0.001)).reason
+    assert alone.startswith("a: best mean gini 0.9300, no other candidate tied (next: b 0.9240, "
+                            "short by more than its tie of 0.00")
+    assert "broken" not in alone
+    tied = champion.select_champion(t, champion.Rule(), bootstrap(gini, 0.005)).reason
+    assert tied.startswith("b: best mean gini up to noise (0.9240 vs a's 0.9300; 2 tied, broken by "
+                           "the lowest mae: 18)")
+    both = champion.select_champion(table({**rows, "a": {**rows["a"], "mae": 17.0}}),
+                                    champion.Rule(), bootstrap(gini, 0.005)).reason
+    assert both.startswith("a: best mean gini 0.9300, and the lowest mae (17) of the 2 tied over")
+    only = champion.select_champion(table({"a": rows["a"]})).reason
+    assert only.startswith("a: the only candidate left, mean gini 0.9300 over 2 shared origin(s)")
+
+
 def test_missing_replicates_fall_back_to_the_fixed_tolerance():
     rows = {"a": {**GOOD, "gini": 0.930, "mae": 20.0}, "b": {**GOOD, "gini": 0.924, "mae": 18.0}}
     partial = bootstrap({"a": 0.930}, 0.001)  # b has none
