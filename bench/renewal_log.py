@@ -24,8 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bench import pnbd_log
-from bench.pnbd_log import END, START, Params
+from bench.pnbd_log import END, START, Params, purchases
 
 
 def simulate(seed: int, n_users: int, k: float = 3.0, rho: float = 0.0,
@@ -42,7 +41,7 @@ def simulate(seed: int, n_users: int, k: float = 3.0, rho: float = 0.0,
     birth = rng.uniform(0, 365, n_users)
     with np.errstate(divide="ignore", over="ignore"):  # mu ~ 0: a lifetime past the window
         stop = np.minimum(span, birth + rng.exponential(1 / mu))
-    return pnbd_log.purchases(rng, birth, stop, lambda i, n: rng.gamma(k, 1 / (k * lam[i]), n), nu, params.p)
+    return purchases(rng, birth, stop, lambda i, n: rng.gamma(k, 1 / (k * lam[i]), n), nu, params.p)
 
 
 def main(argv: list[str]) -> int:
