@@ -16,7 +16,10 @@ Members (train_family):
                  exp(m(x)) * E[exp(e)] - 1. E[exp(e)] is the mean of exp(residual) over the
                  validation cutoff's positives (training positives when there are fewer than
                  min_valid_rows); without it exp(m) - 1 is a geometric mean and forecasts low.
-  quantile_p10, quantile_p90   objective quantile, alpha 0.1 and 0.9: the interval.
+  quantile_p10, quantile_p90   objective quantile, alpha 0.1 and 0.9: the interval, each
+                 mapped by lib/intervals on the validation cutoff (per bin of its forecast, so a
+                 share alpha of those customers lies below it: the raw boosters are shrunk to the
+                 middle, p90 too low for the most valuable customers).
   hybrid         tweedie on features + hybrid_features, the BTYD outputs (expected_purchases,
                  p_alive, ...) that the caller joins as columns: ordinary features here;
                  calibrated like tweedie. Trained only when hybrid_features is given.
@@ -42,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from ltv_pipeline import settings
+from ltv_pipeline.lib import intervals
 from ltv_pipeline.lib.lazy import lazy
 
 lgb = lazy("lightgbm")  # imported on the first fit or prediction (lib/lazy.py)
@@ -124,6 +128,7 @@ class GBMModel:
     label: str = "value"
     smearing: float = 1.0  # two_part: Duan's factor E[exp(residual)] on the log1p scale
     calibration: float = 1.0  # tweedie, hybrid: forecasts are booster output * calibration
+    quantile_map: dict | None = None  # quantile members: lib/intervals' map fitted on validation
 
     @property
     def categorical(self) -> list[str]:
@@ -150,6 +155,8 @@ class GBMModel:
             out = p * np.clip(pos, 0.0, None)
         else:
             out = self.parts["main"].output(X) * self.calibration
+            if self.quantile_map:
+                out = intervals.apply_quantile_map(out, self.quantile_map)
         return np.clip(np.nan_to_num(out, nan=0.0, posinf=np.finfo(float).max), 0.0, None)
 
     def importance(self) -> pd.DataFrame:
@@ -173,7 +180,8 @@ class GBMModel:
                 "early_stopped": {n: p.early_stopped for n, p in self.parts.items()},
                 "training_cutoffs": self.training_cutoffs, "validation_cutoff": self.validation_cutoff,
                 "n_train_rows": self.n_train_rows, "n_valid_rows": self.n_valid_rows,
-                "smearing": self.smearing, "calibration": self.calibration, "notes": self.notes}
+                "smearing": self.smearing, "calibration": self.calibration,
+                "quantile_map": self.quantile_map, "notes": self.notes}
 
 
 def _matrix(frame: pd.DataFrame, features: list[str], categories: dict[str, list[str]]) -> pd.DataFrame:

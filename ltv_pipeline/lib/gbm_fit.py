@@ -1,6 +1,7 @@
 """Training the LightGBM family (split from lib/gbm.py, which documents the members and keeps
 the picklable model classes): row bounding, one booster per part with time-based early
-stopping, the two-part model's smearing and the tweedie calibration factor."""
+stopping, the two-part model's smearing, the tweedie calibration factor and the quantile
+members' map (lib/intervals)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pandas as pd
 from ltv_pipeline.lib.gbm import (BASE_PARAMS, EARLY_STOPPING_ROUNDS, FALLBACK_ROUNDS, MAX_ROUNDS,
                                   MAX_ROWS, MEMBERS, MIN_VALID_ROWS, OBJECTIVES, _FIXED_KEYS,
                                   GBMModel, Part, _matrix, size_params)
+from ltv_pipeline.lib import intervals
 from ltv_pipeline.lib.lazy import lazy
 
 lgb = lazy("lightgbm")  # imported on the first fit (lib/lazy.py)
@@ -128,6 +130,11 @@ def _fit_part(name: str, params: dict, X: pd.DataFrame, y: np.ndarray, Xv: pd.Da
 
 def _fit_single(member, lgb_params, X, y, Xv, yv, cfg, notes, bins=None) -> tuple[dict[str, Part], dict]:
     part = _fit_part(member, lgb_params(member, len(y)), X, y, Xv, yv, cfg, notes, bins)
+    if part.objective == "quantile":
+        qmap = (None if yv is None or part.booster is None
+                else intervals.fit_quantile_map(part.output(Xv), yv, part.params["alpha"]))
+        notes.append(f"{member}: {intervals.describe(qmap)}")
+        return {"main": part}, {"quantile_map": qmap}
     if member not in ("tweedie", "hybrid"):
         return {"main": part}, {}
     total = float(part.output(X).sum()) + (0.0 if Xv is None else float(part.output(Xv).sum()))

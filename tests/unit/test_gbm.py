@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ltv_pipeline.lib import gbm
+from ltv_pipeline.lib import gbm, intervals
 
 CUTOFFS = ["2024-01-31", "2024-04-30", "2024-07-31", "2024-10-31"]
 FEATURES, CATEGORICAL = ["x1", "x2", "noise"], ["channel"]
@@ -114,6 +114,24 @@ def test_quantile_interval_is_ordered_and_covers_most_labels(family, held_out):
     assert (crossed["pred_quantile_p10"] > crossed["pred_quantile_p90"]).any()
     assert (crossed["p10"] <= crossed["p90"]).all()
     np.testing.assert_array_equal(crossed["p90"], pred["p90"])
+
+
+def test_quantile_members_are_mapped_on_the_validation_cutoff_only(family, train, held_out):
+    """Each quantile member's forecast is lib/intervals' map of its booster's output, the map
+    fitted on the validation cutoff (its labels, its alpha); other members have none."""
+    newest = train[train["cutoff_date"] == train["cutoff_date"].max()]
+    for member, alpha in (("quantile_p10", 0.1), ("quantile_p90", 0.9)):
+        model = family[member]
+        raw_valid = model.parts["main"].output(model.matrix(newest))
+        expected = intervals.fit_quantile_map(raw_valid, newest["value"].to_numpy(), alpha)
+        assert model.quantile_map == expected
+        assert model.summary()["quantile_map"] == expected
+        raw = model.parts["main"].output(model.matrix(held_out))
+        np.testing.assert_allclose(model.predict(held_out),
+                                   np.clip(intervals.apply_quantile_map(raw, expected), 0, None))
+    assert family["quantile_p90"].quantile_map is not None  # 1,500 validation rows: 10 bins
+    assert "calibrated on the validation cutoff" in family["quantile_p90"].notes[-1]
+    assert all(family[m].quantile_map is None for m in ("tweedie", "l2", "two_part", "hybrid"))
 
 
 def test_two_part_is_finite_and_non_negative(family, held_out):

@@ -201,3 +201,20 @@ def test_gini_bootstrap_validates_every_prediction_against_actual():
         m.gini_bootstrap(actual, {"p": pred, "short": pred[:-1]})
     with pytest.raises(ValueError, match=r"predictions\['p'\] has 1 NaN"):
         m.gini_bootstrap(actual, {"p": np.r_[pred[:-1], np.nan]})
+
+
+def test_share_above_p90_overall_and_in_the_top_decile():
+    actual = np.arange(20.0)  # customer i realises i
+    predicted = np.arange(20.0)  # top decile: customers 18 and 19
+    p90 = np.full(20, 17.5)
+    assert m.share_above_p90(actual, p90) == pytest.approx(2 / 20)
+    assert m.share_above_p90(actual, p90, predicted) == 1.0  # both top customers exceed it
+    assert m.share_above_p90(actual, p90, -predicted) == 0.0  # reversed: the top are 0 and 1
+    result = m.evaluate(actual, predicted, p10=np.zeros(20), p90=p90)
+    assert result["share_above_p90"] == pytest.approx(0.1)
+    assert result["share_above_p90_top_decile"] == 1.0
+    # Tied predictions leave the top decile empty: undefined, omitted on request.
+    with pytest.raises(m.UndefinedMetricError, match="top prediction decile"):
+        m.share_above_p90(actual, p90, np.ones(20))
+    omitted = m.evaluate(actual, np.ones(20), p10=np.zeros(20), p90=p90, on_undefined="omit")
+    assert "share_above_p90_top_decile" not in omitted and "share_above_p90" in omitted

@@ -21,7 +21,7 @@ MART_DEPS = [dg.AssetKey(k) for k in ("customer_btyd_summary", "customer_labels"
                                        "int_user_days_aggregated")]
 LEADERBOARD_COLUMNS = ["model", "n_origins", "gini", "mae", "rmse", "wape", "spearman",
                        "top_decile_share", "decile_calibration_error", "total_ratio",
-                       "p10_p90_coverage"]
+                       "p10_p90_coverage", "share_above_p90", "share_above_p90_top_decile"]
 
 
 def leaderboard(table: pd.DataFrame) -> pd.DataFrame:
