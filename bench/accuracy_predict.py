@@ -278,6 +278,9 @@ def main(argv: list[str]) -> int:
     run, out, specs, src, candidates, context = False, Path("/tmp/acc7-out"), [], None, False, False
     it = iter(argv)
     for a in it:
+        if a in ("-h", "--help"):
+            print(__doc__)
+            return 0
         if a == "--run":
             run = True
         elif a == "--candidates":
@@ -297,6 +300,10 @@ def main(argv: list[str]) -> int:
             target = Path(next(it))
             read_cdnow()["transactions"].frame.to_csv(target, index=False)
             print(f"wrote {target}")
+        elif a.startswith("-") or a.count("=") != 1 or a.split("=", 1)[1].count(":") < 2:
+            print(f"accuracy_predict: {a!r} is neither an option nor a case LABEL=TRANSACTIONS:D:H "
+                  "(--help shows both)", file=sys.stderr)
+            return 2
         else:
             specs.append(a)
     out.mkdir(parents=True, exist_ok=True)

@@ -92,3 +92,11 @@ def test_run_predict_runs_in_the_source_tree_with_absolute_paths(tmp_path, monke
     assert seen["cwd"] == "/somewhere/src" and seen["env"]["PYTHONPATH"] == "/somewhere/src"
     assert str(tmp_path / "log.csv") in seen["cmd"]
     assert seen["env"]["LTV_HOME"] == str(tmp_path / "out" / "home-case")
+
+
+def test_help_prints_the_usage_and_a_bad_argument_exits_2(capsys):
+    assert ap.main(["--help"]) == 0
+    assert "LABEL=TRANSACTIONS:D:H" in capsys.readouterr().out
+    for bad in (["--bogus"], ["a.csv"], ["x=a.csv:2025-09-30"]):
+        assert ap.main(bad) == 2
+        assert "neither an option nor a case" in capsys.readouterr().err
