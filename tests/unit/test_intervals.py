@@ -48,12 +48,18 @@ def test_the_map_restores_the_tail_share_in_every_bin_on_fresh_rows():
     assert qmap["factors"][-1] > 1.5 > qmap["factors"][0]
 
 
-def test_where_fewer_than_one_in_ten_buy_the_upper_bound_is_zero():
+def test_where_the_quantile_falls_on_the_zeros_the_bound_is_the_boosters_or_zero():
+    """90% of a bin buying nothing: any p90 below the smallest purchase is as right as 0, so the
+    booster's own p90 stays; a p90 above purchases is moved; p10 of such a bin is 0."""
     rng = np.random.default_rng(0)
     q = rng.uniform(1, 2, size=2_000)
     y = np.where(rng.uniform(size=2_000) < 0.05, 50.0, 0.0)
-    qmap = intervals.fit_quantile_map(q, y, 0.9)
-    np.testing.assert_array_equal(intervals.apply_quantile_map(q, qmap), 0.0)
+    upper = intervals.fit_quantile_map(q, y, 0.9)
+    assert upper["factors"] == [1.0] * intervals.N_BINS
+    np.testing.assert_array_equal(intervals.apply_quantile_map(q, upper), q)
+    assert intervals.fit_quantile_map(q * 100, y, 0.9)["factors"] == [0.0] * intervals.N_BINS
+    lower = intervals.fit_quantile_map(q, y, 0.1)
+    np.testing.assert_array_equal(intervals.apply_quantile_map(q, lower), 0.0)
 
 
 def test_the_lower_bound_is_mapped_with_its_own_alpha():
