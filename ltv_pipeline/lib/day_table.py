@@ -18,15 +18,19 @@ DAY_COLUMNS = ["user_id", "activity_date", "revenue", "is_purchase_day"]
 
 
 def read_days(con, as_of: date, training_sample: bool = False) -> pd.DataFrame:
-    """Day rows (DAY_COLUMNS) with activity_date <= as_of from intermediate.int_user_days_aggregated;
-    training_sample: only the users of intermediate.int_training_users (the customers training
-    cutoffs and backtest origins are built for)."""
+    """Day rows (DAY_COLUMNS) with activity_date <= as_of from intermediate.int_user_days_aggregated,
+    ordered by user and day; training_sample: only the users of intermediate.int_training_users
+    (the customers training cutoffs and backtest origins are built for). The order is part of
+    the result: a rebuilt table returns its rows in another order, float sums over them
+    (revenue_total) then differ in the last bit, and rfm_stack's boosters with them (a re-run
+    of one predict moved a customer's forecast by 60)."""
     sample = (" and user_id in (select user_id from intermediate.int_training_users)"
               if training_sample else "")
     frame = con.execute(
         "select user_id, activity_date, revenue, is_purchase_day "
         "from intermediate.int_user_days_aggregated where activity_date <= ? "
-        f"and (is_purchase_day or revenue <> 0){sample}", [as_of]).df()
+        f"and (is_purchase_day or revenue <> 0){sample} order by user_id, activity_date",
+        [as_of]).df()
     return normalise_days(frame)
 
 

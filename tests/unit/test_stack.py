@@ -214,3 +214,25 @@ def test_booster_is_kept_untested_where_the_check_cutoff_has_no_value():
     notes: list[str] = []
     assert stack.booster_earns_its_place(frame, 0, notes)
     assert "normalized Gini undefined" in notes[-1] and "kept untested" in notes[-1]
+
+
+def test_the_day_table_read_in_any_stored_order_trains_the_same_stack(days):
+    """A rebuilt int_user_days_aggregated stores its rows in another order; read_days orders
+    them, so float sums (revenue_total) and the boosters come out the same to the last bit."""
+    import duckdb
+
+    reads = []
+    for seed in (1, 2):
+        con = duckdb.connect()
+        con.execute("create schema intermediate")
+        shuffled = days.sample(frac=1.0, random_state=seed)[
+            ["user_id", "activity_date", "revenue", "is_purchase_day"]]
+        con.register("shuffled", shuffled)
+        con.execute("create table intermediate.int_user_days_aggregated as select * from shuffled")
+        reads.append(stack.read_days(con, AS_OF))
+        con.close()
+    pd.testing.assert_frame_equal(reads[0], reads[1])
+    assert reads[0][["user_id", "activity_date"]].apply(tuple, axis=1).is_monotonic_increasing
+    summary = stack.summary_at(reads[0], AS_OF)
+    a, b = (stack.train_stack(r, AS_OF, H).predict(summary, H) for r in reads)
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
