@@ -14,8 +14,9 @@ from typing import Any
 import pandas as pd
 
 from ltv_pipeline.lib.quality import QualityResult, QualitySuite, gx, gxe, run_suite
-from ltv_pipeline.lib.quality_suites import at_least, columns_present, iso_currency, make_suite, not_null
-from ltv_pipeline.lib.schema import EVENT_NAMES
+from ltv_pipeline.lib.quality_suites import (
+    at_least, columns_present, iso_currency, make_suite, not_null, repeated_lines)
+from ltv_pipeline.lib.schema import EVENT_NAMES, TRANSACTION_LINE_COLUMNS
 
 STAGING_SCHEMA = "staging"
 LINEAGE = ("_batch_id", "_row")
@@ -27,8 +28,9 @@ def _types(type_: str, *columns: str) -> list:
 
 
 def stg_transactions_suite() -> QualitySuite:
-    """One row per distinct (transaction_id, is_refund) (null ids all kept), in the base
-    currency: every row has a rate and a base amount (no value vanishes), amounts >= 0."""
+    """One row per distinct transaction line (no line repeated under its transaction_id;
+    null ids all kept), in the base currency: every row has a rate and a base amount (no
+    value vanishes), amounts >= 0."""
     money = ("amount", "variable_cost", "rate_to_base", "amount_base", "margin_base",
              "net_amount_base", "net_margin_base")
     return make_suite("stg_raw__transactions", [
@@ -38,13 +40,12 @@ def stg_transactions_suite() -> QualitySuite:
         *_types("float64", "amount", "rate_to_base", "amount_base", "net_amount_base"),
         *not_null("user_id", "ts", "transaction_date", "currency", "is_refund", "amount",
                    "rate_to_base", "amount_base"),
-        gxe.ExpectCompoundColumnsToBeUnique(column_list=["transaction_id", "is_refund"],
-                                            ignore_row_if="any_value_is_missing"),
+        gxe.ExpectColumnValuesToBeInSet(column="repeats_a_line", value_set=[False]),
         *at_least(0, "amount", "variable_cost", "amount_base"),
         gxe.ExpectColumnValuesToBeBetween(column="rate_to_base", min_value=0, strict_min=True),
         iso_currency(),
         gxe.ExpectColumnValuesToBeInSet(column="is_refund", value_set=[True, False]),
-    ], [*LINEAGE, "transaction_id", "user_id"])
+    ], [*LINEAGE, "transaction_id", "user_id"], repeated_lines)
 
 
 def stg_users_suite() -> QualitySuite:
@@ -90,12 +91,17 @@ STAGING_SUITES: dict[str, Callable[[], QualitySuite]] = {
     "stg_raw__fx_rates": stg_fx_rates_suite,
 }
 
+# A line's columns as staging compares them (currency trimmed and upper-cased).
+_LINE_SQL = ", ".join(
+    {"currency": "upper(trim(currency))", "is_refund": "coalesce(is_refund, false)"}.get(c, c)
+    for c in TRANSACTION_LINE_COLUMNS)
+
 # Per staging model: its raw table and the rows its documented grain keeps from it.
 STAGING_GRAIN: dict[str, tuple[str, str]] = {
-    # (transaction_id, is_refund) de-duplicated, the first loaded row wins; null ids all kept
-    "stg_raw__transactions": ("transactions", """
+    # a line loaded twice (same transaction_id and values) counts once; null ids all kept
+    "stg_raw__transactions": ("transactions", f"""
         (select count(*) from raw.transactions where transaction_id is null)
-        + (select count(*) from (select distinct transaction_id, coalesce(is_refund, false)
+        + (select count(*) from (select distinct {_LINE_SQL}
                                  from raw.transactions where transaction_id is not null))"""),
     # the last loaded row of a user wins
     "stg_raw__users": ("users", "select count(*) from (select distinct user_id from raw.users)"),

@@ -14,6 +14,7 @@ import pandas as pd
 from ltv_pipeline.lib.currencies import ISO_4217_CODES
 from ltv_pipeline.lib.quality import QualitySuite, gx, gxe
 from ltv_pipeline.lib.schema import CONTRACTS, EVENT_NAMES
+from ltv_pipeline.lib.validation import shared_transaction_ids
 
 MART_KEYS = ("user_id", "cutoff_date")
 ONE_DAY = pd.Timedelta(days=1)
@@ -53,11 +54,18 @@ def raw_transactions_suite() -> QualitySuite:
     return make_suite("raw_transactions", [
         columns_present(CONTRACTS["transactions"].columns),
         *not_null("user_id", "ts", "amount", "currency", "is_refund"),
-        gxe.ExpectColumnValuesToBeUnique(column="transaction_id"),
+        gxe.ExpectColumnValuesToBeInSet(column="repeats_a_line", value_set=[False]),
         *at_least(0, "amount", "variable_cost"),
         iso_currency(),
         gxe.ExpectColumnValuesToBeInSet(column="is_refund", value_set=[True, False]),
-    ], ("_row", "transaction_id", "user_id"))
+    ], ("_row", "transaction_id", "user_id"), repeated_lines)
+
+
+def repeated_lines(frame: pd.DataFrame) -> pd.DataFrame:
+    """repeats_a_line: the row equals an earlier row with its transaction_id in every contract
+    column (rows sharing an id are otherwise lines of one transaction: lib/validation)."""
+    frame["repeats_a_line"] = shared_transaction_ids(frame)[0]
+    return frame
 
 
 def raw_users_suite() -> QualitySuite:

@@ -33,6 +33,11 @@ TRANSACTIONS = TableContract(
         "country": "string",
     },
 )
+# A transactions row is one line. Rows sharing a transaction_id are lines of one transaction
+# (an order's items, a purchase and its refund); a row is the same line delivered twice only
+# when it equals an earlier row with that transaction_id in every one of these columns.
+TRANSACTION_LINE_COLUMNS: tuple[str, ...] = tuple(TRANSACTIONS.columns)
+
 USERS = TableContract(
     "users",
     required={"user_id": "id"},

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ltv_pipeline.lib.errors import InputError, sample
-from ltv_pipeline.lib.schema import CONTRACTS, EVENT_NAMES
+from ltv_pipeline.lib.schema import CONTRACTS, EVENT_NAMES, TRANSACTION_LINE_COLUMNS
 
 TRUE = {"true", "t", "1", "yes", "y"}
 FALSE = {"false", "f", "0", "no", "n", ""}
@@ -24,6 +24,7 @@ FALSE = {"false", "f", "0", "no", "n", ""}
 MAX_BAD_SHARE = 0.5
 # Amounts above this multiple of the 99th percentile are implausible (unit or typing errors).
 OUTLIER_FACTOR = 1000.0
+DUPLICATE_LINE = "duplicate line (same transaction_id and values as an earlier row)"
 # Ids written as numbers: digits ("12"), an integer as a float ("12.0"), or in a spreadsheet's
 # scientific notation ("1.23457E+11": always an explicit "+", which no text or hex id has).
 NUMERIC_ID = r"^[+-]?\d+(\.\d+)?([eE]\+\d+)?$"
@@ -201,6 +202,26 @@ def validate_table(
     return clean, quarantined.reset_index(drop=True)
 
 
+def shared_transaction_ids(transactions: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Masks (same line again, id of another user) over rows whose transaction_id repeats.
+
+    Rows sharing an id are lines of one transaction (an order's items, a purchase and its
+    refund) and are all kept, unless a row equals an earlier row with that id in every
+    contract column (the same line delivered twice) or names another user_id than the id's
+    first row. Rows without an id are never compared; only rows whose id repeats are."""
+    ids = transactions["transaction_id"]
+    repeated = (ids.notna() & ids.duplicated(keep=False)).to_numpy()
+    again = np.zeros(len(transactions), dtype=bool)
+    other_user = np.zeros(len(transactions), dtype=bool)
+    if repeated.any():
+        lines = transactions.loc[repeated, list(TRANSACTION_LINE_COLUMNS)]
+        again[repeated] = lines.duplicated().to_numpy()
+        first_user = lines.groupby("transaction_id", sort=False)["user_id"].transform("first")
+        other_user[repeated] = (lines["user_id"] != first_user).fillna(False).to_numpy()
+    index = transactions.index
+    return pd.Series(again, index=index), pd.Series(other_user, index=index)
+
+
 def _table_rules(table, out, rows: _Rows, known_currencies, base_currency) -> None:
     if table == "transactions":
         out["is_refund"] = out["is_refund"].fillna(False).astype(bool)
@@ -214,8 +235,9 @@ def _table_rules(table, out, rows: _Rows, known_currencies, base_currency) -> No
         known = {base_currency} | (known_currencies or set())
         unknown = ~out["currency"].isin(known)
         rows.reject(unknown, "currency without an fx rate")
-        has_id = out["transaction_id"].notna()
-        rows.reject(has_id & out["transaction_id"].duplicated(), "duplicate transaction_id")
+        again, other_user = shared_transaction_ids(out)
+        rows.reject(again, DUPLICATE_LINE)
+        rows.reject(other_user, "transaction_id of another user_id")
     elif table == "users":
         rows.reject(out["user_id"].notna() & out["user_id"].duplicated(), "duplicate user_id")
     elif table == "events":

@@ -74,6 +74,8 @@ def test_planted_bad_rows_fail_the_blocking_checks_with_metadata(cdnow_loaded):
                                           _batch_id, _row)
             select user_id, ts, -5.0, 'cdnow-1', currency, false, _batch_id, 70000
             from raw.transactions where _row = 1""")
+        con.execute("""insert into raw.transactions select * replace (70001 as _row)
+                       from raw.transactions where _row = 1""")  # the same line again
     result = run(
         dg.AssetSelection.checks_for_assets("raw_transactions")
         | dg.AssetSelection.assets(downstream_of_transactions),
@@ -87,11 +89,13 @@ def test_planted_bad_rows_fail_the_blocking_checks_with_metadata(cdnow_loaded):
     quality_eval = evals["check_raw_transactions_quality"]
     assert not quality_eval.passed and quality_eval.severity == dg.AssetCheckSeverity.ERROR
     m = meta(quality_eval)
-    assert m["rows"] == CDNOW_ROWS + 1 and m["failed_expectations"] == 2
+    assert m["rows"] == CDNOW_ROWS + 2 and m["failed_expectations"] == 2
     failures = {f["type"]: f for f in m["failures_json"]}
     assert failures["expect_column_values_to_be_between"]["unexpected_count"] == 1
     assert failures["expect_column_values_to_be_between"]["sample"][0]["_row"] == 70000
-    assert failures["expect_column_values_to_be_unique"]["unexpected_count"] == 2
+    repeated = failures["expect_column_values_to_be_in_set"]
+    assert repeated["columns"] == ["repeats_a_line"] and repeated["unexpected_count"] == 1
+    assert repeated["sample"][0]["_row"] == 70001
     assert "| expect_column_values_to_be_between | amount | 1 |" in m["failures"]
     assert "70000" in m["failures"] and "cdnow-1" in m["failures"]
     saved = json.loads(Path(m["gx_result_path"]).read_text())
@@ -100,7 +104,7 @@ def test_planted_bad_rows_fail_the_blocking_checks_with_metadata(cdnow_loaded):
     counts_eval = evals["check_raw_transactions_row_counts"]
     assert not counts_eval.passed
     counts = meta(counts_eval)["counts"][0]
-    assert counts["raw_rows"] == CDNOW_ROWS + 1 and counts["rows_in_file"] == CDNOW_ROWS
+    assert counts["raw_rows"] == CDNOW_ROWS + 2 and counts["rows_in_file"] == CDNOW_ROWS
 
 
 def test_factory_declares_mart_style_checks_in_one_line(ltv_home):

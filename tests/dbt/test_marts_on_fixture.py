@@ -29,7 +29,10 @@ def transactions(move_u5_to_next_day: bool = False) -> pd.DataFrame:
         ("u4", ts("2024-04-02 10:00"), 99.0, "t5", "USD", False, None, None, None),  # after D
         ("u5", ts("2024-02-01 10:00"), 40.0, "t6", "USD", False, None, None, None),
         ("u5", u5_last, 25.0, "t7", "USD", False, None, None, None),  # on D, or on D + 1 day
-        ("u6", ts("2024-03-01 10:00"), 15.0, "t8", "USD", False, None, None, None),  # removed
+        # u6: one order of two lines (10 + 5), the first line loaded twice; removed later
+        ("u6", ts("2024-03-01 10:00"), 10.0, "t8", "USD", False, None, None, "X"),
+        ("u6", ts("2024-03-01 10:00"), 5.0, "t8", "USD", False, None, None, "Y"),
+        ("u6", ts("2024-03-01 10:00"), 10.0, "t8", "USD", False, None, None, "X"),
     ]
     if move_u5_to_next_day:  # the second version of the log also loses u6's only purchase
         rows = [r for r in rows if r[0] != "u6"]
@@ -95,11 +98,22 @@ def test_population_is_users_known_before_next_day(first_build):
         "customer_features": 5, "customer_btyd_summary": 4, "customer_labels": 5}
 
 
-def test_duplicate_transaction_ids_count_once_and_null_ids_are_kept(first_build):
+def test_a_line_loaded_twice_counts_once_and_null_ids_are_kept(first_build):
     f = first_build["features"]
     assert f.loc["u1", "n_orders"] == 2  # t1 once, t2
     assert f.loc["u1", "n_refunds"] == 1  # the refund carrying t1's id is not a duplicate
     assert f.loc["u2", "n_orders"] == 3  # both id-less rows and t4
+
+
+def test_lines_of_one_transaction_are_one_order(first_build, dbt_warehouse):
+    f = first_build["features"]
+    assert f.loc["u6", "n_orders"] == 1
+    assert f.loc["u6", "revenue_total"] == pytest.approx(15.0)  # 10 + 5, the repeat once
+    assert f.loc["u6", "monetary_mean"] == pytest.approx(15.0)  # per order, not per line
+    assert f.loc["u6", "monetary_max"] == pytest.approx(15.0)
+    stg = dbt_warehouse.query("select sku from staging.stg_raw__transactions "
+                              "where transaction_id = 't8' order by sku")
+    assert stg["sku"].tolist() == ["X", "Y"]
 
 
 def test_refunds_are_netted_from_revenue_and_margin(first_build):

@@ -201,7 +201,7 @@ QUARANTINES = [
                "refund with a negative amount", _refund_with_negative_amount),
     Quarantine("unknown_currency_without_rate", "csv", "transactions", "currency without an fx rate",
                lambda t: _set(t["transactions"], "currency", ["XYZ", "JPY"])),
-    Quarantine("duplicate_transaction_id", "parquet", "transactions", "duplicate transaction_id",
+    Quarantine("duplicate_transaction_line", "parquet", "transactions", "duplicate line",
                lambda t: _append_copies("transactions", t, [3, 40, 41])),
     Quarantine("duplicate_user", "csv", "users", "duplicate user_id",
                lambda t: _append_copies("users", t, [0, 7])),

@@ -141,17 +141,19 @@ def test_negative_amount_fails_range_with_amount_in_sample():
     assert failure.sample[0]["amount"] == -3.0 and failure.sample[0]["_row"] == 3
 
 
-def test_duplicate_transaction_id_and_lowercase_currency_both_fail():
-    df = transactions()
-    df.loc[2, "transaction_id"] = "t1"
-    df.loc[0, "currency"] = "usd"
+def test_repeated_line_and_lowercase_currency_both_fail_but_lines_of_one_id_pass():
+    df = pd.concat([transactions(), transactions().iloc[[0, 0]]], ignore_index=True)
+    df.loc[3, "amount"] = 2.5  # a second line of t1: kept
+    df["_row"] = [1, 2, 3, 4, 5]  # row 5 repeats row 1 in every contract column
+    df.loc[1, "transaction_id"] = "t1"  # t2 becomes t1's refund: another line
+    df.loc[2, "currency"] = "usd"
     result = quality.run_suite(df, qs.raw_transactions_suite())
     by_rule = {(f.type, tuple(f.columns)): f for f in result.failed}
-    unique = ("expect_column_values_to_be_unique", ("transaction_id",))
+    repeated = ("expect_column_values_to_be_in_set", ("repeats_a_line",))
     currency = ("expect_column_values_to_be_in_set", ("currency",))
-    assert set(by_rule) == {unique, currency}
-    assert by_rule[unique].unexpected_count == 2
-    assert {r["_row"] for r in by_rule[unique].sample} == {1, 3}
+    assert set(by_rule) == {repeated, currency}
+    assert by_rule[repeated].unexpected_count == 1
+    assert [r["_row"] for r in by_rule[repeated].sample] == [5]
     assert by_rule[currency].sample[0]["currency"] == "usd"
 
 

@@ -79,19 +79,27 @@ def failures(frame: pd.DataFrame, model: str) -> dict[tuple[str, tuple[str, ...]
     return {(f.type, tuple(f.columns)): f for f in result.failed}
 
 
-def test_transaction_without_rate_and_duplicate_id_fail_with_their_rows():
+def test_transaction_without_rate_and_repeated_line_fail_with_their_rows():
     df = stg_transactions()
     df.loc[2, ["currency", "rate_to_base", "amount_base"]] = ["CHF", None, None]
-    df.loc[1, "is_refund"] = False  # t1 twice as a purchase: de-duplication failed
+    # t1's refund becomes its purchase line again: de-duplication failed
+    df.loc[1, ["ts", "is_refund", "variable_cost"]] = [df.loc[0, "ts"], False, 4.0]
     failed = failures(df, "stg_raw__transactions")
+    repeated = ("expect_column_values_to_be_in_set", ("repeats_a_line",))
     assert set(failed) == {
         ("expect_column_values_to_not_be_null", ("rate_to_base",)),
         ("expect_column_values_to_not_be_null", ("amount_base",)),
-        ("expect_compound_columns_to_be_unique", ("transaction_id", "is_refund")),
+        repeated,
     }
     assert failed[("expect_column_values_to_not_be_null", ("amount_base",))].sample[0]["_row"] == 3
-    dup = failed[("expect_compound_columns_to_be_unique", ("transaction_id", "is_refund"))]
-    assert dup.unexpected_count == 2 and {r["_row"] for r in dup.sample} == {1, 2}
+    assert failed[repeated].unexpected_count == 1
+    assert [r["_row"] for r in failed[repeated].sample] == [2]
+
+
+def test_a_second_line_of_a_transaction_is_no_duplicate():
+    df = stg_transactions()
+    df.loc[1, ["ts", "is_refund", "sku"]] = [df.loc[0, "ts"], False, "B"]
+    assert quality.run_suite(df, qst.stg_transactions_suite()).success
 
 
 def test_null_transaction_ids_are_never_duplicates_of_each_other():
@@ -142,9 +150,13 @@ def con():
     that follow the grain (as dbt's models do)."""
     con = duckdb.connect()
     con.execute("create schema raw; create schema staging")
-    con.execute("""create table raw.transactions as select * from (values
-        ('t1', false, 1), ('t1', false, 2), ('t1', true, 3), (null, false, 4), (null, false, 5),
-        ('t2', null, 6), ('t2', false, 7)) t(transaction_id, is_refund, _row)""")
+    con.execute("""create table raw.transactions as select *, 'u1' as user_id,
+            timestamp '2024-01-01' as ts, 'USD' as currency, null::double as variable_cost,
+            null as channel, null as country from (values
+        ('t1', false, 10.0, 'A', 1), ('t1', false, 10.0, 'A', 2), ('t1', false, 5.0, 'B', 3),
+        ('t1', true, 10.0, 'A', 4), (null, false, 1.0, null, 5), (null, false, 1.0, null, 6),
+        ('t2', null, 3.0, null, 7), ('t2', false, 3.0, null, 8))
+        t(transaction_id, is_refund, amount, sku, _row)""")
     con.execute("""create table raw.users as select * from (values ('u1', 1), ('u1', 2), ('u2', 3))
                    t(user_id, _row)""")
     con.execute("create table raw.events as select range as _row from range(4)")
@@ -153,7 +165,8 @@ def con():
         t("date", currency, rate_to_base)""")
     con.execute("""create view staging.stg_raw__transactions as
         select * from raw.transactions qualify transaction_id is null
-        or row_number() over (partition by transaction_id, coalesce(is_refund, false) order by _row) = 1""")
+        or row_number() over (partition by transaction_id, user_id, ts, amount, currency,
+            coalesce(is_refund, false), variable_cost, channel, sku, country order by _row) = 1""")
     con.execute("create view staging.stg_raw__users as select distinct user_id from raw.users")
     con.execute("create view staging.stg_raw__events as select * from raw.events")
     con.execute("""create view staging.stg_raw__fx_rates as select distinct "date", upper(trim(currency))
@@ -165,7 +178,8 @@ def con():
 def test_row_accounting_follows_each_documented_grain(con):
     frame = pd.concat([counts(con, m) for m in qst.STAGING_GRAIN], ignore_index=True)
     got = frame.set_index("model")[["raw_rows", "expected_rows", "staging_rows", "deduplicated_rows"]]
-    assert got.loc["stg_raw__transactions"].tolist() == [7, 5, 5, 2]  # 2x (t1, false), t2 null=false
+    # t1's line A twice (its line B and its refund stay), t2's null is_refund is false
+    assert got.loc["stg_raw__transactions"].tolist() == [8, 6, 6, 2]
     assert got.loc["stg_raw__users"].tolist() == [3, 2, 2, 1]
     assert got.loc["stg_raw__events"].tolist() == [4, 4, 4, 0]
     assert got.loc["stg_raw__fx_rates"].tolist() == [3, 1, 1, 2]  # 'eur ' is EUR; null rate out

@@ -113,4 +113,4 @@ def test_a_parquet_file_validates_as_the_same_rows_written_as_csv(tmp_path):
     assert list(pq_load.quarantined["reason"]) == list(csv_load.quarantined["reason"])
     assert set(pq_load.quarantined["reason"]) == {
         "amount is NaN or infinite", "missing user_id", "unparseable ts (expected ISO 8601)",
-        "duplicate transaction_id"}
+        "transaction_id of another user_id"}

@@ -49,7 +49,7 @@ def test_clean_rows_are_typed_and_optional_columns_added():
         ("amount", ["NaN", "20", "30"], "amount is NaN or infinite"),
         ("amount", ["-5", "20", "30"], "negative amount without is_refund"),
         ("currency", ["XYZ", "USD", None], "currency without an fx rate"),
-        ("transaction_id", ["t1", "t1", "t2"], "duplicate transaction_id"),
+        ("transaction_id", ["t1", "t1", "t2"], "transaction_id of another user_id"),
     ],
 )
 def test_bad_rows_go_to_quarantine_with_a_reason(column, values, reason):
@@ -59,6 +59,26 @@ def test_bad_rows_go_to_quarantine_with_a_reason(column, values, reason):
     assert len(clean) + len(bad) == len(frame)
     # the quarantined row keeps its values as given and its row number
     assert bad["_row"].iloc[0] == (2 if column == "transaction_id" else 1)
+
+
+def test_rows_sharing_a_transaction_id_are_its_lines_unless_repeated_exactly():
+    frame = pd.DataFrame({
+        "user_id": ["a", "a", "a", "a", "a", "b", "c", "c"],
+        "ts": ["2025-01-01"] * 3 + ["2025-01-09", "2025-01-01", "2025-01-01", "2025-01-02",
+                                    "2025-01-02"],
+        "amount": ["10", "4", "10", "10", "4", "7", "3", "3"],
+        "sku": ["x", "y", "x", "x", "y", "z", None, None],
+        "transaction_id": ["o1", "o1", "o1", "o1", "o1", "o1", None, None],
+        "is_refund": ["false", "false", "false", "true", "false", "false", "false", "false"],
+    })
+    clean, bad = validate_table("transactions", frame, "tx.csv", now=NOW)
+    # two items of o1, then the refund of the first item (it carries the order's id)
+    assert list(clean["amount"]) == [10.0, 4.0, 10.0, 3.0, 3.0]
+    assert list(clean["is_refund"]) == [False, False, True, False, False]
+    assert list(clean["_row"]) == [1, 2, 4, 7, 8]  # rows without an id are never duplicates
+    assert dict(zip(bad["_row"], bad["reason"])) == {
+        3: validation.DUPLICATE_LINE, 5: validation.DUPLICATE_LINE,
+        6: "transaction_id of another user_id"}
 
 
 def test_refund_with_positive_amount_is_accepted():

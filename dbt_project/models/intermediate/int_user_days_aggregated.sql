@@ -12,29 +12,51 @@ events as (
 
 ),
 
+orders as (
+
+    -- One row per order (or refund) and day: the lines sharing a transaction_id summed. A row
+    -- without an id is an order of its own.
+    select
+        transactions.user_id,
+        transactions.transaction_date,
+        transactions.is_refund,
+        {{ ltv_exact_sum('transactions.amount_base') }} as amount_base,
+        {{ ltv_exact_sum('transactions.net_amount_base') }} as net_amount_base,
+        {{ ltv_exact_sum('transactions.net_margin_base') }} as net_margin_base,
+        min(transactions.ts) as first_ts,
+        max(transactions.ts) as last_ts
+    from transactions
+    group by
+        transactions.user_id,
+        transactions.transaction_date,
+        transactions.is_refund,
+        transactions.transaction_id,
+        case when transactions.transaction_id is null then transactions._batch_id end,
+        case when transactions.transaction_id is null then transactions._row end
+
+),
+
 transaction_days as (
 
     select
-        transactions.user_id,
-        transactions.transaction_date as activity_date,
-        sum(case when transactions.is_refund then 0 else 1 end) as n_orders,
-        sum(case when transactions.is_refund then 1 else 0 end) as n_refunds,
-        {{ ltv_exact_sum('case when transactions.is_refund then 0 else transactions.amount_base end') }}
+        orders.user_id,
+        orders.transaction_date as activity_date,
+        sum(case when orders.is_refund then 0 else 1 end) as n_orders,
+        sum(case when orders.is_refund then 1 else 0 end) as n_refunds,
+        {{ ltv_exact_sum('case when orders.is_refund then 0 else orders.amount_base end') }}
             as gross_revenue,
-        {{ ltv_exact_sum('case when transactions.is_refund then transactions.amount_base else 0 end') }}
+        {{ ltv_exact_sum('case when orders.is_refund then orders.amount_base else 0 end') }}
             as refund_amount,
-        {{ ltv_exact_sum('transactions.net_amount_base') }} as revenue,
-        {{ ltv_exact_sum('transactions.net_margin_base') }} as margin,
+        {{ ltv_exact_sum('orders.net_amount_base') }} as revenue,
+        {{ ltv_exact_sum('orders.net_margin_base') }} as margin,
         {{ ltv_exact_sum(
-            'case when transactions.is_refund then 0
-                else transactions.amount_base * transactions.amount_base end'
+            'case when orders.is_refund then 0 else orders.amount_base * orders.amount_base end'
         ) }} as order_value_sum_squares,
-        max(case when transactions.is_refund then null else transactions.amount_base end)
-            as order_value_max,
-        min(transactions.ts) as transaction_first_ts,
-        max(transactions.ts) as transaction_last_ts
-    from transactions
-    group by transactions.user_id, transactions.transaction_date
+        max(case when orders.is_refund then null else orders.amount_base end) as order_value_max,
+        min(orders.first_ts) as transaction_first_ts,
+        max(orders.last_ts) as transaction_last_ts
+    from orders
+    group by orders.user_id, orders.transaction_date
 
 ),
 

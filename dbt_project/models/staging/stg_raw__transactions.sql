@@ -14,13 +14,23 @@ fx_rates as (
 
 numbered as (
 
-    -- A transaction_id loaded twice is one transaction (the first loaded row wins). A refund
-    -- may carry its purchase's id, so purchase and refund rows are never each other's
-    -- duplicates; rows without an id are never duplicates either.
+    -- Rows sharing a transaction_id are lines of one transaction (an order's items, a
+    -- purchase and its refund). A line loaded twice, equal in every contract column, counts
+    -- once (the first loaded row wins); rows without an id are never duplicates.
     select
         transactions.*,
         row_number() over (
-            partition by transactions.transaction_id, coalesce(transactions.is_refund, false)
+            partition by
+                transactions.transaction_id,
+                transactions.user_id,
+                transactions.ts,
+                transactions.amount,
+                coalesce(upper(trim(transactions.currency)), '{{ var("base_currency") }}'),
+                coalesce(transactions.is_refund, false),
+                transactions.variable_cost,
+                transactions.channel,
+                transactions.sku,
+                transactions.country
             order by transactions._batch_id, transactions._row
         ) as duplicate_rank
     from transactions
