@@ -19,11 +19,14 @@ the customers with history at O against their realised value in [O + 1 day, O + 
     scaled to match their actual total; absent at the first origin.
 Metrics per (model, origin) come from lib/metrics.evaluate(on_undefined="omit"); per origin,
 lib/metrics.gini_bootstrap gives every candidate's Gini on the same bootstrap replicates of its
-customers (gini_bootstrap), the noise lib/champion.py's tie rule compares models against.
+customers (gini_bootstrap), the noise lib/champion.py's tie rule compares models against, and
+metrics.total_ratio_bootstrap its total ratio on them (ratio_bootstrap), the noise its
+calibration guard rail allows for.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -75,6 +78,7 @@ class BacktestResult:
     models: dict[str, dict[str, object]] = field(default_factory=dict)  # origin -> BTYD, rfm_stack
     scored: dict[str, pd.DataFrame] = field(default_factory=dict)  # origin -> summary + actual
     gini_bootstrap: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # origin -> model -> replicates
+    ratio_bootstrap: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # total_ratio, same form
 
     def pivot(self) -> pd.DataFrame:
         return pivot(self.metrics)
@@ -243,6 +247,7 @@ def evaluate_origin(pred: pd.DataFrame, origin: str) -> pd.DataFrame:
 def run_backtest(origins: list[OriginData], cfg: BacktestConfig) -> BacktestResult:
     """Every origin in date order; the blend at an origin is fitted on earlier origins only."""
     preds, notes, weights, tables, history, models, scored, boot = {}, [], {}, [], [], {}, {}, {}
+    ratio_boot: dict[str, dict[str, list[float]]] = {}
     for data in sorted(origins, key=lambda d: d.origin):
         tag = data.origin.isoformat()
         pred, n = origin_predictions(data, cfg)
@@ -263,17 +268,20 @@ def run_backtest(origins: list[OriginData], cfg: BacktestConfig) -> BacktestResu
         preds[tag] = pred
         tables.append(evaluate_origin(pred, tag))
         boot[tag] = bootstrap_origin(pred, cfg.seed)
+        ratio_boot[tag] = bootstrap_origin(pred, cfg.seed, metrics.total_ratio_bootstrap)
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(
         columns=["model", "origin", "metric", "value"])
-    return BacktestResult(table, preds, notes, weights, models, scored, boot)
+    return BacktestResult(table, preds, notes, weights, models, scored, boot, ratio_boot)
 
 
-def bootstrap_origin(pred: pd.DataFrame, seed: int) -> dict[str, list[float]]:
-    """model -> its Gini on each of the origin's paired bootstrap replicates (rounded; NaN as
-    None, JSON-ready); {} when Gini is undefined on the origin (no positive value)."""
+def bootstrap_origin(pred: pd.DataFrame, seed: int,
+                     statistic: Callable[..., pd.DataFrame] = metrics.gini_bootstrap) -> dict[str, list[float]]:
+    """model -> the statistic (Gini, or total_ratio with metrics.total_ratio_bootstrap) on each
+    of the origin's paired bootstrap replicates (rounded; NaN as None, JSON-ready); {} when the
+    origin has no positive value (both are undefined)."""
     if not (pred["actual"] > 0).any():
         return {}
-    reps = metrics.gini_bootstrap(pred["actual"], {m: pred[m] for m in candidates(pred)}, seed=seed)
+    reps = statistic(pred["actual"], {m: pred[m] for m in candidates(pred)}, seed=seed)
     return {m: [None if np.isnan(v) else round(float(v), 6) for v in reps[m]] for m in reps}
 
 

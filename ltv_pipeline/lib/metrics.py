@@ -143,9 +143,7 @@ def gini_bootstrap(actual, predictions: dict[str, object], n_boot: int = 50, see
     full sample's Gini: the noise of n customers, at bounded cost."""
     a, *arrays = _arrays(actual=actual, **{f"predictions[{name!r}]": p for name, p in predictions.items()})
     n = a.size
-    rng = np.random.default_rng(seed)
-    idx = np.sort(rng.choice(n, max_rows, replace=False)) if n > max_rows else np.arange(n)
-    w = rng.poisson(1.0, size=(n_boot, idx.size)).astype(float)
+    idx, w = _replicate_weights(n, n_boot, seed, max_rows)
     sub = a[idx]
     best = _weighted_gini(sub, sub, w)
     best[best <= 1e-12] = np.nan
@@ -161,6 +159,35 @@ def gini_bootstrap(actual, predictions: dict[str, object], n_boot: int = 50, see
             reps = full + (reps - part) * np.sqrt(idx.size / n)
         out[name] = reps
     return pd.DataFrame(out)
+
+
+def total_ratio_bootstrap(actual, predictions: dict[str, object], n_boot: int = 50, seed: int = 0,
+                          max_rows: int = 50_000) -> pd.DataFrame:
+    """total_ratio of every prediction on the replicates gini_bootstrap draws for the same seed
+    (rows: replicates; columns: the predictions' names; NaN where a replicate's actual total is
+    not positive). Above max_rows, deviations are shrunk as in gini_bootstrap."""
+    a, *arrays = _arrays(actual=actual, **{f"predictions[{name!r}]": p for name, p in predictions.items()})
+    n = a.size
+    idx, w = _replicate_weights(n, n_boot, seed, max_rows)
+    actual_total = w @ a[idx]
+    actual_total[actual_total <= 0] = np.nan
+    out = {}
+    for name, p in zip(predictions, arrays):
+        reps = (w @ p[idx]) / actual_total
+        if idx.size < n:
+            full = p.sum() / a.sum() if a.sum() > 0 else np.nan
+            part = p[idx].sum() / a[idx].sum() if a[idx].sum() > 0 else np.nan
+            reps = full + (reps - part) * np.sqrt(idx.size / n)
+        out[name] = reps
+    return pd.DataFrame(out)
+
+
+def _replicate_weights(n: int, n_boot: int, seed: int, max_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """The resampled positions (all n, or a fixed random max_rows of them) and n_boot rows of
+    Poisson(1) weights over them: the bootstrap replicates of the *_bootstrap functions."""
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.choice(n, max_rows, replace=False)) if n > max_rows else np.arange(n)
+    return idx, rng.poisson(1.0, size=(n_boot, idx.size)).astype(float)
 
 
 def spearman(actual, predicted) -> float:

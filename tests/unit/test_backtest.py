@@ -90,6 +90,18 @@ def test_every_origin_has_paired_gini_replicates_of_every_candidate(result):
             assert abs(values.mean() - point[model]) < 4 * values.std() + 1e-9
 
 
+def test_every_origin_has_total_ratio_replicates_around_its_total_ratio(result):
+    for origin in ORIGINS:
+        tag = origin.isoformat()
+        reps = result.ratio_bootstrap[tag]
+        assert set(reps) == set(result.models_at(tag))
+        point = result.metrics.query("origin == @tag and metric == 'total_ratio'").set_index("model")["value"]
+        for model, values in reps.items():
+            values = np.asarray(values, dtype=float)
+            assert len(values) == 50 and values.std() > 0
+            assert abs(values.mean() - point[model]) < 4 * values.std()
+
+
 def test_first_origin_has_no_blend_and_later_blends_use_earlier_origins_only(result):
     assert "blend" not in result.models_at(ORIGINS[0].isoformat())
     assert ORIGINS[0].isoformat() not in result.blend_weights

@@ -104,6 +104,27 @@ def bootstrap(means: dict[str, float], noise: float, origins=("2025-01-01", "202
     return {o: {m: list(g + rng.normal(0.0, noise, n)) for m, g in means.items()} for o in origins}
 
 
+def test_the_total_ratio_rail_allows_for_the_bootstrap_noise_of_the_ratio():
+    rows = {"bgnbd_gg": {**GOOD, "gini": 0.70, "mae": 15.0, "total_ratio": 0.68},
+            "blend": {**GOOD, "gini": 0.69, "mae": 17.0, "total_ratio": 0.85}}
+    t, ratio = table(rows), {m: r["total_ratio"] for m, r in rows.items()}
+    # read without noise the rail excludes the better model on both metrics
+    sel = champion.select_champion(t)
+    assert sel.champion == "blend"
+    assert "outside [0.8, 1.25]" in sel.table.set_index("model").loc["bgnbd_gg", "why_excluded"]
+    # a few hundred customers: the ratio's SE ~0.08 (0.1 per origin), 0.12 short is noise
+    sel = champion.select_champion(t, champion.Rule(), None, bootstrap(ratio, 0.1))
+    assert sel.champion == "bgnbd_gg"
+    assert 0.06 < sel.table.set_index("model").loc["bgnbd_gg", "total_ratio_se"] < 0.09
+    # a large sample (SE ~0.01): the same shortfall fails, and the reason gives the noise
+    sel = champion.select_champion(t, champion.Rule(), None, bootstrap(ratio, 0.014))
+    why = sel.table.set_index("model").loc["bgnbd_gg", "why_excluded"]
+    assert sel.champion == "blend" and "by more than 2 standard errors (0.0" in why
+    # rail_z 0 reads the rail without noise again
+    assert champion.select_champion(t, champion.Rule(rail_z=0), None,
+                                    bootstrap(ratio, 0.1)).champion == "blend"
+
+
 def test_a_gini_shortfall_ties_only_within_the_bootstrap_noise():
     rows = {"a": {**GOOD, "gini": 0.930, "mae": 20.0}, "b": {**GOOD, "gini": 0.924, "mae": 18.0}}
     t, gini = table(rows), {m: r["gini"] for m, r in rows.items()}

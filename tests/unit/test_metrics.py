@@ -195,6 +195,23 @@ def test_gini_bootstrap_noise_shrinks_with_customers_also_past_max_rows():
     assert 0.6 < se_capped / se_large < 1.6  # the subset stands in for all 32000
 
 
+def test_total_ratio_bootstrap_uses_the_gini_replicates_and_shrinks_with_customers():
+    actual, pred = _zero_inflated(3000, 5)
+    reps = m.total_ratio_bootstrap(actual, {"p": pred, "exact": actual, "double": 2 * pred})
+    assert len(reps) == 50 and np.allclose(reps["exact"], 1.0)  # the actual total, reweighted
+    assert np.allclose(reps["double"], 2 * reps["p"])
+    assert reps["p"].mean() == pytest.approx(m.total_ratio(actual, pred), abs=3 * reps["p"].std())
+    # the same customers and weights as gini_bootstrap draws for the seed
+    idx, w = m._replicate_weights(3000, 50, 0, 50_000)
+    assert reps["p"].iloc[7] == pytest.approx((w[7] @ pred[idx]) / (w[7] @ actual[idx]))
+    small, large = _zero_inflated(2000, 6), _zero_inflated(32000, 6)
+    se_small = m.total_ratio_bootstrap(*small[:1], {"p": small[1]}, n_boot=200)["p"].std()
+    se_large = m.total_ratio_bootstrap(*large[:1], {"p": large[1]}, n_boot=200)["p"].std()
+    se_capped = m.total_ratio_bootstrap(*large[:1], {"p": large[1]}, n_boot=200, max_rows=2000)["p"].std()
+    assert 0.15 < se_large / se_small < 0.4  # sqrt(2000 / 32000) = 0.25
+    assert 0.6 < se_capped / se_large < 1.6
+
+
 def test_gini_bootstrap_validates_every_prediction_against_actual():
     actual, pred = _zero_inflated(100, 4)
     with pytest.raises(ValueError, match="differ in length"):
