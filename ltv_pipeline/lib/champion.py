@@ -9,11 +9,11 @@ The selection rule (select_champion), over the tidy backtest table (model, origi
      outside the range by more than rail_z (2) standard errors of it over the backtest's
      bootstrap replicates (lib/backtest.py's ratio_bootstrap): on a few hundred customers a
      handful of big buyers moves an origin's realised total by 20-30%, and a rail read without
-     that noise excluded every BTYD model and left a blend that realised 1.7x the total. A candidate that beats every lifetimes
-     baseline on BOTH primary and tiebreak (step 3) has the wider total-ratio rail
-     [2/3, 1.5]: an MAE-leaning forecast (lib/stack.py's value map) sits below the mean on
-     purpose, and where the baselines themselves run at 0.8-0.9 x realised it would otherwise
-     lose to a baseline it beats on both metrics. Failing candidates are excluded unless none
+     that noise excluded every BTYD model and left a blend that realised 1.7x the total. A
+     candidate that beats every lifetimes baseline on BOTH primary and tiebreak (step 3) has
+     the wider total-ratio rail [2/3, 1.5]: an MAE-leaning forecast (lib/stack.py's value map)
+     sits below the mean on purpose, and where the baselines themselves run at 0.8-0.9 x
+     realised it would otherwise lose to a baseline it beats on both metrics. Failing candidates are excluded unless none
      pass (then all stay in, and the reason says so).
   3. Dominance over the lifetimes baselines (Rule.baselines, bgnbd_gg and pareto_gg): when
      some candidates in the pool beat every baseline on BOTH primary (higher) and tiebreak
