@@ -142,8 +142,14 @@ def replicate_se(reps: dict[str, dict[str, list[float | None]]] | None, origins:
     replicates at each (NaN unless every origin has them)."""
     if not reps or not origins or not all(model in reps.get(o, {}) for o in origins):
         return float("nan")
-    mean = np.mean([np.asarray(reps[o][model], dtype=float) for o in origins], axis=0)
+    mean = _mean_over_origins(reps, origins, model)
     return float(np.nanstd(mean, ddof=1)) if np.isfinite(mean).sum() > 1 else float("nan")
+
+
+def _mean_over_origins(reps: dict[str, dict[str, list[float | None]]], origins: list[str],
+                       model: str) -> np.ndarray:
+    """The model's replicates averaged over the origins, replicate by replicate."""
+    return np.mean([np.asarray(reps[o][model], dtype=float) for o in origins], axis=0)
 
 
 def _ranking(pool: pd.DataFrame, ties: pd.DataFrame, best: str, champ: str, tol: pd.Series,
@@ -174,10 +180,9 @@ def tie_tolerances(pool: pd.DataFrame, best: str, origins: list[str], rule: Rule
     if rule.primary != "gini" or not origins or not all(
             m in reps.get(o, {}) for o in origins for m in pool.index):
         return fixed, f"within {rule.tie_tolerance} (no bootstrap replicates for every candidate)"
-    def mean_over_origins(m: str) -> np.ndarray:
-        return np.mean([np.asarray(reps[o][m], dtype=float) for o in origins], axis=0)
-    top = mean_over_origins(best)
-    se = pd.Series({m: np.nanstd(top - mean_over_origins(m), ddof=1) for m in pool.index})
+    top = _mean_over_origins(reps, origins, best)
+    se = pd.Series({m: np.nanstd(top - _mean_over_origins(reps, origins, m), ddof=1)
+                    for m in pool.index})
     tol = (rule.tie_z * se).clip(upper=rule.tie_tolerance).where(se.notna(), rule.tie_tolerance)
     tol[best] = 0.0
     return tol, (f"within {rule.tie_z:g} bootstrap standard errors of the shortfall, at most "

@@ -99,7 +99,8 @@ def test_a_candidate_beating_both_baselines_has_the_wider_total_ratio_rail():
 
 def bootstrap(means: dict[str, float], noise: float, origins=("2025-01-01", "2025-02-01"),
               n: int = 200) -> dict[str, dict[str, list[float]]]:
-    """Replicates as the backtest stores them: each model's Gini plus its own noise."""
+    """Replicates as the backtest stores them: each model's value (Gini or total ratio) plus
+    its own noise."""
     rng = np.random.default_rng(0)
     return {o: {m: list(g + rng.normal(0.0, noise, n)) for m, g in means.items()} for o in origins}
 
