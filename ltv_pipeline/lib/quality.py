@@ -158,9 +158,15 @@ def run_suite(df: pd.DataFrame, suite: QualitySuite, sample_size: int = SAMPLE_S
     # without copy-on-write each filter that keeps every row is a deep copy of the frame (two
     # thirds of the time on 3.3M transactions). Under copy-on-write the copies are lazy, and GX
     # gets a lazy copy of its own, so nothing it does can reach the caller's frame.
-    with pd.option_context("mode.copy_on_write", True):
-        res = validation.run(batch_parameters={"dataframe": frame.copy(deep=False)},
-                             result_format=result_format)
+    try:
+        with pd.option_context("mode.copy_on_write", True):
+            res = validation.run(batch_parameters={"dataframe": frame.copy(deep=False)},
+                                 result_format=result_format)
+    finally:
+        # GX keeps its last context alive (the project manager) and the batch with it: the
+        # validated frame stayed in memory until the next suite, so a 30-date scoring backfill at
+        # 1M users carried its leakage check's 60M rows (~4 GB) through ltv_scores.
+        context.data_sources.delete("frames")
     failed = [_failure(r, sample_size) for r in res.results if not r.success or _exceptions(r.exception_info)]
     evaluated = len(res.results)
     if evaluated != len(suite.suite.expectations):

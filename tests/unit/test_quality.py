@@ -369,3 +369,20 @@ def test_gx_does_not_fingerprint_the_frame():
     result = quality.run_suite(pd.DataFrame({"user_id": ["a", "b"], "_row": [1, 2]}),
                                qs.raw_users_suite())
     assert "pandas_data_fingerprint" not in result.gx_result["meta"]["batch_markers"]
+
+
+def test_gx_lets_go_of_the_validated_frame():
+    # GX's project manager keeps the last context, and its batch, alive: without dropping the
+    # data source, every check's frame stayed in memory until the next suite ran.
+    import gc
+
+    def alive() -> int:
+        gc.collect()
+        return sum(isinstance(o, pd.DataFrame) and "probe_only_here" in o.columns for o in gc.get_objects())
+
+    suite = qs.make_suite("probe", [quality.gxe.ExpectColumnValuesToNotBeNull(column="probe_only_here")])
+    frame = transactions().assign(probe_only_here=1)
+    result = quality.run_suite(frame, suite)
+    assert result.success and result.evaluated == 1
+    del frame
+    assert alive() == 0
