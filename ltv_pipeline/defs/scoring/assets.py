@@ -17,8 +17,8 @@ from ltv_pipeline import groups, settings
 from ltv_pipeline.defs.ingest.assets import RAW_ASSETS
 from ltv_pipeline.defs.resources import WarehouseResource
 from ltv_pipeline.defs.transform.assets import data_span
-from ltv_pipeline.lib import (dbt_state, feature_exports, feature_store, lazy, marts, plots, quality, ranking,
-                              scores, scoring)
+from ltv_pipeline.lib import (dbt_state, feature_exports, feature_store, lazy, marts, memory, plots, quality,
+                              ranking, scores, scoring)
 from ltv_pipeline.lib.dbt_project import run_dbt, run_target
 from ltv_pipeline.lib.dbt_vars import vars_for_scoring
 from ltv_pipeline.lib.errors import InputError
@@ -145,7 +145,6 @@ def ltv_scores(
     horizon = training_horizon(warehouse_db, config)
     summaries: dict[str, dict] = {}
     started = time.perf_counter()
-    rows = None
     for day in partition_days(context):
         forecast, used = scoring.score_as_of(home, day, horizon, config.explain_top)
         rows = scores.partition_rows(day, forecast, used, config.exploration_share, config.seed)
@@ -153,6 +152,8 @@ def ltv_scores(
         scores.write_record(home, day, rows, used)
         summaries[day] = ranking.summary(rows)
         context.log.info(f"{day}: {len(rows):,} users scored with {used['champion']}")
+        del forecast, rows
+        memory.release()  # per date: a backfill's dates otherwise stack their heap fragments
     last = summaries[max(summaries)]
     return dg.MaterializeResult(metadata={
         "customers_scored": last["customers_scored"],
