@@ -8,7 +8,12 @@ Exponential(mu), mu ~ Gamma(s, 1/beta) per day; each order's amount ~ Gamma(p, 1
 nu ~ Gamma(q, 1/v) per customer (Gamma-Gamma); observation ends 2026-01-01. Defaults: mean
 rate 0.015 a day, mean lifetime about 430 days, mean order about 30.
 
-  python -m bench.pnbd_log SEED USERS OUT.csv   (columns user_id, ts, amount)
+simulate_bgnbd is the BG/NBD + Gamma-Gamma process instead (the other lifetimes baseline's own
+model): the same purchase rates, but a customer drops out right after each repeat purchase with
+probability p ~ Beta(a, b) (defaults 0.8 and 2.5, CDNOW's fitted values: about 3 repeat purchases
+before dropping out).
+
+  python -m bench.pnbd_log SEED USERS OUT.csv [--bgnbd]   (columns user_id, ts, amount)
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ class Params:
     p: float = 6.0
     q: float = 4.0
     v: float = 15.0
+    a: float = 0.8
+    b: float = 2.5
 
 
 def simulate(seed: int, n_users: int, params: Params = Params()) -> pd.DataFrame:
@@ -43,6 +50,23 @@ def simulate(seed: int, n_users: int, params: Params = Params()) -> pd.DataFrame
     with np.errstate(divide="ignore", over="ignore"):  # mu ~ 0: a lifetime past the window
         stop = np.minimum(span, birth + rng.exponential(1 / mu))
     return purchases(rng, birth, stop, lambda i, n: rng.exponential(1 / lam[i], n), nu, params.p)
+
+
+def simulate_bgnbd(seed: int, n_users: int, params: Params = Params()) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    span = (END - START).days
+    lam = rng.gamma(params.r, 1 / params.alpha, n_users)
+    drop = rng.beta(params.a, params.b, n_users)
+    nu = rng.gamma(params.q, 1 / params.v, n_users)
+    birth = rng.uniform(0, 365, n_users)
+    repeats = rng.geometric(drop)  # the repeat purchase after which the customer drops out
+    users, days = [], []
+    for i in range(n_users):
+        t = birth[i] + np.cumsum(np.concatenate([[0.0], rng.exponential(1 / lam[i], repeats[i])]))
+        t = t[t < span]
+        users.append(np.full(t.size, i))
+        days.append(t)
+    return _frame(rng, np.concatenate(users), np.concatenate(days), nu, params.p)
 
 
 def purchases(rng, birth, stop, draw_gaps, nu, p: float) -> pd.DataFrame:
@@ -58,7 +82,11 @@ def purchases(rng, birth, stop, draw_gaps, nu, p: float) -> pd.DataFrame:
         t = np.concatenate([[birth[i]], t[1:][t[1:] < stop[i]]])
         users.append(np.full(t.size, i))
         days.append(t)
-    user, day = np.concatenate(users), np.concatenate(days)
+    return _frame(rng, np.concatenate(users), np.concatenate(days), nu, p)
+
+
+def _frame(rng, user, day, nu, p: float) -> pd.DataFrame:
+    """The log of purchases at day[j] by customer user[j], each amount ~ Gamma(p, 1 / nu[user])."""
     amount = np.round(rng.gamma(p, 1 / nu[user]), 2)
     return pd.DataFrame({"user_id": [f"u{i:06d}" for i in user],
                          "ts": START + pd.to_timedelta(day, unit="D"),
@@ -67,7 +95,7 @@ def purchases(rng, birth, stop, draw_gaps, nu, p: float) -> pd.DataFrame:
 
 def main(argv: list[str]) -> int:
     seed, users, out = int(argv[0]), int(argv[1]), argv[2]
-    log = simulate(seed, users)
+    log = (simulate_bgnbd if "--bgnbd" in argv[3:] else simulate)(seed, users)
     log.to_csv(out, index=False)
     print(f"{len(log):,} rows, {log['user_id'].nunique():,} users, mean order {log['amount'].mean():.2f}: {out}")
     return 0

@@ -30,3 +30,16 @@ def test_moments_follow_the_parameters():
     first = log.groupby("user_id")["ts"].min()
     exposure = ((pnbd_log.END - first).dt.total_seconds() / 86400).sum()
     assert abs((len(log) - 4000) / exposure / (alive.r / alive.alpha) - 1) < 0.08
+
+
+def test_bgnbd_log_drops_out_after_a_geometric_number_of_repeats():
+    # rates so high that every customer reaches its dropout inside the window: the repeat
+    # purchases per customer then follow the geometric law, E[K] = E[1 / p] = (a + b - 1) / (a - 1)
+    prm = pnbd_log.Params(r=50.0, alpha=100.0, a=3.0, b=4.0)
+    log = pnbd_log.simulate_bgnbd(4, 4000, prm)
+    assert list(log.columns) == ["user_id", "ts", "amount"] and log["user_id"].nunique() == 4000
+    assert log["ts"].max() < pnbd_log.START + np.timedelta64(600, "D")  # all dropped out well before END
+    repeats = log.groupby("user_id").size() - 1
+    assert (repeats >= 1).all()  # BG/NBD: nobody drops out before a repeat purchase
+    assert abs(repeats.mean() / ((prm.a + prm.b - 1) / (prm.a - 1)) - 1) < 0.06
+    assert log.equals(pnbd_log.simulate_bgnbd(4, 4000, prm))
