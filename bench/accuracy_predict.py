@@ -71,7 +71,7 @@ def read_transactions(path: str) -> pd.DataFrame:
 def to_base(gen_dir: Path) -> Path:
     """gen_dir/transactions_usd.parquet: the generator's transactions with every amount (and
     variable_cost) in the base currency (x rate_to_base of the transaction's day; base-currency rows as they are)."""
-    from ltv_pipeline.settings import BASE_CURRENCY
+    from ltv_pipeline.settings import DEFAULT_BASE_CURRENCY as BASE_CURRENCY  # the generator's rates are to it
 
     tx, fx = pd.read_parquet(gen_dir / "transactions.parquet"), pd.read_parquet(gen_dir / "fx_rates.parquet")
     tx = tx.assign(date=pd.to_datetime(tx["ts"]).dt.date)

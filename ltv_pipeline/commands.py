@@ -205,7 +205,8 @@ def _report(cutoff: str, horizon_days: int, used: dict[str, Any]) -> dict[str, A
             params[label] = {k: p[k] for k in keys if k in p}
             params["gamma_gamma"] = {k: p[f"gg_{k}"] for k in "pqv" if f"gg_{k}" in p}
     return {"cutoff": cutoff, "horizon_days": horizon_days, "leaderboard": board,
-            "champion": used["champion"], "btyd_parameters": params, "units": "days"}
+            "champion": used["champion"], "btyd_parameters": params, "units": "days",
+            "currency": settings.base_currency()}
 
 
 def predict(args: argparse.Namespace) -> int:
@@ -232,7 +233,7 @@ def predict(args: argparse.Namespace) -> int:
     rows = scores.read_partition(settings.warehouse_path(), cutoff)
     write_frame(rows.sort_values("user_id", kind="stable")[OUTPUT_COLUMNS], args.out)
     champion = rows["model"].iloc[0] if len(rows) else "none"
-    progress(f"{len(rows):,} users forecast with {champion} in "
+    progress(f"{len(rows):,} users forecast with {champion} (values in {settings.base_currency()}) in "
              f"{time.perf_counter() - t0:.1f} s (run {result.run_id}): {args.out}")
     if args.report:
         report = _report(cutoff, args.horizon_days, {"champion": champion})

@@ -15,7 +15,9 @@ from pathlib import Path
 DEFAULT_HOME = ".ltv"
 DEFAULT_SOURCE = "cdnow"
 DEFAULT_HORIZON_DAYS = 90
-BASE_CURRENCY = "USD"
+# The currency amounts are reported in when neither LTV_BASE_CURRENCY nor the loaded data says
+# otherwise (settings.base_currency).
+DEFAULT_BASE_CURRENCY = "USD"
 # Size of the synthetic log that `--source synthetic` generates when no size is given.
 DEFAULT_SYNTHETIC_USERS = 5_000
 DEFAULT_SYNTHETIC_SEED = 0
@@ -76,12 +78,14 @@ def data_span_path() -> Path:
     return ltv_home() / "data_span.json"
 
 
-def write_data_span(first: date, last: date) -> None:
-    """Record the loaded data's date range (atomically) for the daily partitions."""
+def write_data_span(first: date, last: date, currency: str = DEFAULT_BASE_CURRENCY) -> None:
+    """Record the loaded data's date range (for the daily partitions) and the currency its
+    amounts are reported in (base_currency), atomically."""
     path = data_span_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps({"first_date": first.isoformat(), "last_date": last.isoformat()}))
+    tmp.write_text(json.dumps({"first_date": first.isoformat(), "last_date": last.isoformat(),
+                               "base_currency": currency}))
     os.replace(tmp, path)
 
 
@@ -92,6 +96,33 @@ def data_span() -> tuple[date, date] | None:
         return date.fromisoformat(span["first_date"]), date.fromisoformat(span["last_date"])
     except (FileNotFoundError, KeyError, ValueError):
         return None
+
+
+def configured_base_currency() -> str | None:
+    """LTV_BASE_CURRENCY (upper-cased), or None when it is not set. InputError when it is not an
+    ISO 4217 code."""
+    raw = os.environ.get("LTV_BASE_CURRENCY", "").strip()
+    if not raw:
+        return None
+    from ltv_pipeline.lib.currencies import ISO_4217_CODES
+    from ltv_pipeline.lib.errors import InputError
+
+    if raw.upper() not in ISO_4217_CODES:
+        raise InputError(f"LTV_BASE_CURRENCY={raw!r} is not an ISO 4217 currency code (such as USD, EUR, GBP)")
+    return raw.upper()
+
+
+def base_currency() -> str:
+    """The currency every amount is converted to and reported in: LTV_BASE_CURRENCY if set,
+    else the one the last load recorded (a log in a single currency that comes without fx
+    rates is kept in that currency, lib/sources.load_currency), else DEFAULT_BASE_CURRENCY."""
+    configured = configured_base_currency()
+    if configured:
+        return configured
+    try:
+        return json.loads(data_span_path().read_text())["base_currency"]
+    except (FileNotFoundError, KeyError, ValueError):
+        return DEFAULT_BASE_CURRENCY
 
 
 def partitions_start() -> str:

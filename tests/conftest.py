@@ -13,6 +13,7 @@ def ltv_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "ltv_home"
     monkeypatch.setenv("LTV_HOME", str(home))
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.delenv("LTV_BASE_CURRENCY", raising=False)
     from ltv_pipeline import settings
 
     settings.ensure_home()

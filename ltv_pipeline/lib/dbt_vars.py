@@ -43,7 +43,7 @@ def dbt_vars(
     backtest_origins: Iterable[date | str] = (),
     train_cutoffs: Iterable[date | str] = (),
     build_kind: str = "training",
-    base_currency: str = settings.BASE_CURRENCY,
+    base_currency: str | None = None,
     decay_half_life_days: float = DEFAULT_DECAY_HALF_LIFE_DAYS,
     train_max_users: int | None = None,
     cutoffs_table: str | None = None,
@@ -75,7 +75,7 @@ def dbt_vars(
     if cutoffs_table is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*",
                                                       cutoffs_table):
         raise ValueError(f"cutoffs_table must be 'schema.table', got {cutoffs_table!r}")
-    currency = base_currency.strip().upper()
+    currency = (base_currency or settings.base_currency()).strip().upper()
     if len(currency) != 3 or not currency.isalpha():
         raise ValueError(f"base_currency must be an ISO 4217 code, got {base_currency!r}")
     return {

@@ -44,9 +44,9 @@ import numpy as np
 import pandas as pd
 
 from ltv_pipeline.lib import schema
-from ltv_pipeline.settings import BASE_CURRENCY
+from ltv_pipeline.settings import DEFAULT_BASE_CURRENCY
 
-CURRENCIES = (BASE_CURRENCY, "EUR", "GBP")
+CURRENCIES = (DEFAULT_BASE_CURRENCY, "EUR", "GBP")
 FX_START = {"EUR": 1.08, "GBP": 1.27}  # USD value of one unit at the start
 # country: (share of users, currency index into CURRENCIES, spend factor)
 COUNTRIES = {"US": (0.55, 0, 1.0), "DE": (0.08, 1, 1.0), "FR": (0.07, 1, 0.95),

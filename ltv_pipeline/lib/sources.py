@@ -116,6 +116,26 @@ def read_source(source: str, synthetic_users: int, synthetic_seed: int) -> dict[
     return read_directory(Path(source))
 
 
+def load_currency(tables: dict[str, InputTable], configured: str | None, default: str) -> str:
+    """The base currency of a load: `configured` (LTV_BASE_CURRENCY) when set. Else, when the
+    source brings no fx rates and every transaction that names a currency names the same
+    ISO 4217 code, that code: nothing can be converted, so the amounts stay as given (a log
+    kept in GBP is forecast in GBP) instead of every row going to quarantine. Else `default`."""
+    from ltv_pipeline.lib.currencies import ISO_4217_CODES
+
+    if configured:
+        return configured
+    fx_rates = tables.get("fx_rates")
+    transactions = tables.get("transactions")
+    if (fx_rates is not None and len(fx_rates.frame)) or transactions is None \
+            or "currency" not in transactions.frame.columns:
+        return default
+    codes = {str(c).strip().upper() for c in pd.unique(transactions.frame["currency"].dropna())} - {""}
+    if len(codes) == 1 and (code := codes.pop()) in ISO_4217_CODES:
+        return code
+    return default
+
+
 def prepare_loads(tables: dict[str, InputTable], base_currency: str = "USD") -> list[TableLoad]:
     """Validate every table (fx_rates first: its currencies decide which transactions are
     convertible). Tables the source lacks are loaded empty so downstream SQL always has them.

@@ -24,6 +24,7 @@ FALSE = {"false", "f", "0", "no", "n", ""}
 MAX_BAD_SHARE = 0.5
 # Amounts above this multiple of the 99th percentile are implausible (unit or typing errors).
 OUTLIER_FACTOR = 1000.0
+NO_FX_RATE = "currency without an fx rate"
 DUPLICATE_LINE = "duplicate line (same transaction_id and values as an earlier row)"
 # Ids written as numbers: digits ("12"), an integer as a float ("12.0"), or in a spreadsheet's
 # scientific notation ("1.23457E+11": always an explicit "+", which no text or hex id has).
@@ -195,11 +196,31 @@ def validate_table(
     quarantined = df.loc[bad, list(types)].astype("string")
     quarantined["_row"] = out.loc[bad, "_row"]
     quarantined["reason"] = rows.reason[bad]
+    if table == "transactions" and bad.all():
+        raise _nothing_loadable(file, quarantined, base_currency)
     if bad.any():
         clean = out.loc[~bad].reset_index(drop=True)
     else:  # the usual case: no second copy of a table of millions of rows
         clean, clean.index = out, pd.RangeIndex(len(out))
     return clean, quarantined.reset_index(drop=True)
+
+
+def _nothing_loadable(file: str, quarantined: pd.DataFrame, base_currency: str) -> InputError:
+    """Every transaction failed a row rule: the commonest reasons, each with a sample of the
+    column it names, and for currencies the two ways out."""
+    counts = quarantined["reason"].value_counts()
+    parts = []
+    for reason, n in counts.head(3).items():
+        column = next((c for c in quarantined.columns if c in str(reason).split()), None)
+        shown = pd.unique(quarantined.loc[quarantined["reason"] == reason, column].dropna())[:5] \
+            if column else []
+        parts.append(f"{n:,} {reason}" + (f" (column '{column}', sample: {sample(shown)})" if len(shown) else ""))
+    hint = ""
+    if counts.index[0] == NO_FX_RATE:
+        hint = (f". Amounts are converted to the base currency {base_currency}: give fx rates (--fx-rates, or "
+                "an fx_rates file beside the transactions), or set LTV_BASE_CURRENCY to the currency they are in")
+    return InputError(f"{file}: no transaction can be loaded, every row breaks a row rule: "
+                      + "; ".join(parts) + hint)
 
 
 def shared_transaction_ids(transactions: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
@@ -234,7 +255,7 @@ def _table_rules(table, out, rows: _Rows, known_currencies, base_currency) -> No
             rows.reject(out["amount"] > cap, f"implausible amount (over {cap:,.2f})")
         known = {base_currency} | (known_currencies or set())
         unknown = ~out["currency"].isin(known)
-        rows.reject(unknown, "currency without an fx rate")
+        rows.reject(unknown, NO_FX_RATE)
         again, other_user = shared_transaction_ids(out)
         rows.reject(again, DUPLICATE_LINE)
         rows.reject(other_user, "transaction_id of another user_id")

@@ -67,3 +67,38 @@ def test_bad_file_fails_the_run_and_keeps_the_previous_load(ltv_home, tmp_path):
     failure = result.failure_data_for_node("raw_tables")
     assert "missing required column(s) ts" in failure.error.cause.message
     assert warehouse.table_counts(settings.warehouse_path())["transactions"] == 69_659
+
+
+def test_a_log_in_one_currency_without_rates_is_loaded_in_that_currency(ltv_home, tmp_path):
+    """Every row in GBP and no fx rates: the load keeps them all, records GBP as its base
+    currency, and later builds (dbt vars, the scoring fingerprint) read it; a load in USD
+    afterwards sets it back. LTV_BASE_CURRENCY would have quarantined them instead."""
+    src = tmp_path / "src"
+    src.mkdir()
+    pd.DataFrame({"user_id": ["1", "2", "2"], "ts": ["2025-01-01", "2025-01-02", "2025-02-01"],
+                  "amount": ["5", "6", "7"], "currency": ["GBP", "gbp", "GBP"]}
+                 ).to_csv(src / "transactions.csv", index=False)
+    result = materialize(str(src))
+    assert result.success
+    meta = metadata(result, "raw_transactions")
+    assert (meta["dagster/row_count"], meta["rows_quarantined"], meta["base_currency"]) == (3, 0, "GBP")
+    assert settings.base_currency() == "GBP"
+    from ltv_pipeline.lib.dbt_vars import dbt_vars
+
+    assert dbt_vars(["2025-03-01"], 90)["base_currency"] == "GBP"
+    assert metadata(materialize("cdnow"), "raw_transactions")["base_currency"] == "USD"
+    assert settings.base_currency() == "USD"
+
+
+def test_a_set_base_currency_is_kept(ltv_home, tmp_path, monkeypatch):
+    """With LTV_BASE_CURRENCY=USD the same GBP log has nothing convertible: a clear error."""
+    monkeypatch.setenv("LTV_BASE_CURRENCY", "usd")
+    src = tmp_path / "src"
+    src.mkdir()
+    pd.DataFrame({"user_id": ["1", "2"], "ts": ["2025-01-01", "2025-01-02"], "amount": ["5", "6"],
+                  "currency": ["GBP", "GBP"]}).to_csv(src / "transactions.csv", index=False)
+    result = materialize(str(src))
+    assert not result.success
+    message = result.failure_data_for_node("raw_tables").error.cause.message
+    assert "2 currency without an fx rate (column 'currency', sample: 'GBP')" in message
+    assert "the base currency USD" in message

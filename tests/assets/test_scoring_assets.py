@@ -42,7 +42,7 @@ def trained(tmp_path_factory) -> Iterator[Path]:
     with warehouse.connect(home / "warehouse.duckdb", read_only=True) as con:
         AFTER_TRAINING["recorded"] = dbt_state.recorded(con)
         AFTER_TRAINING["inputs"] = dbt_state.fingerprint(con, settings.DBT_PROJECT_DIR,
-                                                         settings.BASE_CURRENCY)
+                                                         settings.base_currency())
     yield home
     for k, v in saved.items():
         if v is None:

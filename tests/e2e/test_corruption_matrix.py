@@ -328,6 +328,13 @@ def _spreadsheet_ids(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _no_rates_for_two_currencies(d: Path, t: Tables) -> None:
+    """Every amount in EUR or GBP, and no fx rates: not one row is convertible to USD."""
+    _rewrite("transactions", "csv", lambda f: f.assign(currency=["EUR", "GBP"] * (len(f) // 2)
+                                                        + ["EUR"] * (len(f) % 2)))(d, t)
+    (d / "fx_rates.csv").unlink()
+
+
 FILE_ERRORS = [
     FileError("missing_required_column", "csv",
               _rewrite("transactions", "csv", lambda f: f.drop(columns="amount")),
@@ -359,6 +366,15 @@ FILE_ERRORS = [
               _rewrite("transactions", "csv", _spreadsheet_ids),
               (r"transactions\.csv: column 'user_id' holds ids in scientific notation",
                r"sample: '1\.23457E\+11'")),
+    FileError("no_row_convertible_to_the_base_currency", "csv", _no_rates_for_two_currencies,
+              (r"transactions\.csv: no transaction can be loaded, every row breaks a row rule: "
+               r"607 currency without an fx rate \(column 'currency', sample: 'EUR', 'GBP'\)",
+               r"give fx rates", r"LTV_BASE_CURRENCY")),
+    FileError("every_amount_negative", "parquet",
+              _rewrite("transactions", "parquet", lambda f: f.assign(amount=-f["amount"].abs() - 1)),
+              (r"transactions\.parquet: no transaction can be loaded",
+               r"\d+ negative amount without is_refund \(column 'amount', sample: '-",
+               r"; \d+ refund with a negative amount \(column 'amount'")),
     FileError("both_csv_and_parquet", "csv", _both_formats,
               (r"both transactions\.parquet and transactions\.csv exist; keep one",)),
 ]

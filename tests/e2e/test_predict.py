@@ -48,6 +48,7 @@ def test_predict_classic_split_reports_published_btyd_estimates(tmp_path):
     rep = json.loads(report.read_text())
     assert rep["cutoff"] == "1997-09-30" and rep["horizon_days"] == 273
     assert rep["champion"] == scores["model"].iloc[0]
+    assert rep["currency"] == "USD"  # no currency column: the default base
     for model, params in PUBLISHED.items():
         for name, value in params.items():
             got = rep["btyd_parameters"][model][name]

@@ -61,6 +61,46 @@ def test_currency_without_fx_table_is_quarantined(tmp_path):
     assert loads["transactions"].rows_in_file == 3
 
 
+def test_a_log_in_one_currency_without_rates_stays_in_it(tmp_path):
+    """No fx rates and one currency throughout: nothing to convert, so that currency is the
+    load's base and every row is kept (before, every row went to quarantine)."""
+    gbp = TX.assign(currency=["gbp", "GBP", None])  # a missing currency is the base's
+    write_csv(tmp_path, "transactions", gbp)
+    tables = sources.read_directory(tmp_path)
+    assert sources.load_currency(tables, None, "USD") == "GBP"
+    assert sources.load_currency(tables, "EUR", "USD") == "EUR"  # LTV_BASE_CURRENCY decides
+    loads = {load.table: load for load in sources.prepare_loads(tables, "GBP")}
+    assert loads["transactions"].quarantined.empty
+    assert loads["transactions"].clean["currency"].tolist() == ["GBP"] * 3
+
+
+@pytest.mark.parametrize("currencies, with_rates, expected", [
+    (["USD", "EUR", "EUR"], False, "USD"),  # two currencies: the default, EUR quarantined
+    (["GBP", "GBP", "GBP"], True, "USD"),  # rates given: they are to the default base
+    (["XYZ", "XYZ", "XYZ"], False, "USD"),  # not an ISO 4217 code
+    ([None, None, None], False, "USD"),
+])
+def test_the_load_keeps_the_default_base_otherwise(tmp_path, currencies, with_rates, expected):
+    write_csv(tmp_path, "transactions", TX.assign(currency=currencies))
+    if with_rates:
+        write_csv(tmp_path, "fx_rates", FX.assign(currency=["GBP"]))
+    assert sources.load_currency(sources.read_directory(tmp_path), None, "USD") == expected
+
+
+def test_a_file_with_no_loadable_row_names_the_reason_column_and_values(tmp_path):
+    write_csv(tmp_path, "transactions", TX.assign(currency=["EUR", "GBP", "EUR"]))
+    with pytest.raises(InputError) as info:
+        sources.prepare_loads(sources.read_directory(tmp_path))
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'transactions.csv'}: no transaction can be loaded")
+    assert "3 currency without an fx rate (column 'currency', sample: 'EUR', 'GBP')" in message
+    assert "base currency USD" in message and "LTV_BASE_CURRENCY" in message
+    write_csv(tmp_path, "transactions", TX.assign(amount=[-10.0, -5.0, -7.0], currency="USD"))
+    with pytest.raises(InputError, match=r"3 negative amount without is_refund \(column 'amount', "
+                                         r"sample: '-10\.0', '-5\.0', '-7\.0'\)$"):
+        sources.prepare_loads(sources.read_directory(tmp_path))
+
+
 def test_missing_transactions_file_names_directory(tmp_path):
     write_csv(tmp_path, "users", pd.DataFrame({"user_id": ["1"]}))
     with pytest.raises(InputError, match=r"no transactions\.parquet or transactions\.csv.*users\.csv"):

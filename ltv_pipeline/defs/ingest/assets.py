@@ -53,7 +53,12 @@ def raw_tables(context: dg.AssetExecutionContext, config: IngestConfig, warehous
     one transaction: a failed load leaves the warehouse as it was."""
     context.log.info(f"reading source {config.source!r}")
     tables = sources.read_source(config.source, config.synthetic_users, config.synthetic_seed)
-    loads = sources.prepare_loads(tables, settings.BASE_CURRENCY)  # consumes tables
+    configured = settings.configured_base_currency()
+    currency = sources.load_currency(tables, configured, settings.DEFAULT_BASE_CURRENCY)
+    if currency != (configured or settings.DEFAULT_BASE_CURRENCY):
+        context.log.warning(f"every transaction is in {currency} and the source has no fx rates: amounts "
+                            f"stay in {currency}, the base currency of this load (LTV_BASE_CURRENCY sets it)")
+    loads = sources.prepare_loads(tables, currency)  # consumes tables
     # customers erased with `ltv forget` stay out of every later load (LTV_HOME/privacy)
     loads, erased = sources.drop_erased(loads, warehouse_db.path.parent)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
@@ -62,7 +67,7 @@ def raw_tables(context: dg.AssetExecutionContext, config: IngestConfig, warehous
     transactions = next(load.clean for load in loads if load.table == "transactions")
     if len(transactions):
         first, last = transactions["ts"].min().date(), transactions["ts"].max().date()
-        settings.write_data_span(first, last)
+        settings.write_data_span(first, last, currency)
         context.log.info(f"data spans {first} to {last} (the daily partitions start at {first})")
     for load in loads:
         reasons = load.quarantined["reason"].value_counts().to_dict() if len(load.quarantined) else {}
@@ -79,6 +84,7 @@ def raw_tables(context: dg.AssetExecutionContext, config: IngestConfig, warehous
                 "quarantine_reasons": dg.MetadataValue.json(reasons),
                 "file": load.file or "(not provided)",
                 "source": config.source,
+                "base_currency": currency,
                 "batch_id": batch_id,
             },
         )

@@ -88,7 +88,7 @@ def scoring_features(
     started = time.perf_counter()
     target = run_target(Path(warehouse_db.ltv_home), context.run.run_id)
     with warehouse_db.connect() as con:
-        inputs = dbt_state.fingerprint(con, settings.DBT_PROJECT_DIR, settings.BASE_CURRENCY)
+        inputs = dbt_state.fingerprint(con, settings.DBT_PROJECT_DIR, settings.base_currency())
         upstream_current = dbt_state.recorded(con) == inputs
         if not upstream_current:
             dbt_state.clear(con)
