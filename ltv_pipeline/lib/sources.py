@@ -14,7 +14,7 @@ import pandas as pd
 
 from ltv_pipeline.lib.errors import InputError
 from ltv_pipeline.lib.schema import CONTRACTS, OPTIONAL_TABLES
-from ltv_pipeline.lib.validation import TEXT, validate_table
+from ltv_pipeline.lib.validation import TEXT, contract_names, validate_table
 from ltv_pipeline.lib.warehouse import TableLoad
 
 SUFFIXES = (".parquet", ".csv")
@@ -127,10 +127,12 @@ def load_currency(tables: dict[str, InputTable], configured: str | None, default
         return configured
     fx_rates = tables.get("fx_rates")
     transactions = tables.get("transactions")
-    if (fx_rates is not None and len(fx_rates.frame)) or transactions is None \
-            or "currency" not in transactions.frame.columns:
+    if (fx_rates is not None and len(fx_rates.frame)) or transactions is None:
         return default
-    codes = {str(c).strip().upper() for c in pd.unique(transactions.frame["currency"].dropna())} - {""}
+    frame = contract_names("transactions", transactions.frame)
+    if "currency" not in frame.columns:
+        return default
+    codes = {str(c).strip().upper() for c in pd.unique(frame["currency"].dropna())} - {""}
     if len(codes) == 1 and (code := codes.pop()) in ISO_4217_CODES:
         return code
     return default

@@ -145,8 +145,18 @@ def _strings(df, col) -> pd.Series:
     return s.where(s != "")
 
 
+def contract_names(table: str, df: pd.DataFrame) -> pd.DataFrame:
+    """Headers that differ from a contract column only in case or surrounding spaces
+    ('User_ID', ' amount') take its name, unless two headers would take the same one."""
+    renames = {c: str(c).strip().lower() for c in df.columns
+               if str(c).strip().lower() in CONTRACTS[table].columns and c != str(c).strip().lower()}
+    names = [renames.get(c, c) for c in df.columns]
+    return df.rename(columns=renames) if renames and len(set(names)) == len(names) else df
+
+
 def _ensure_columns(table: str, df: pd.DataFrame, file: str) -> pd.DataFrame:
     contract = CONTRACTS[table]
+    df = contract_names(table, df)
     missing = [c for c in contract.required if c not in df.columns]
     if missing:
         raise InputError(

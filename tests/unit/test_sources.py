@@ -64,14 +64,14 @@ def test_currency_without_fx_table_is_quarantined(tmp_path):
 def test_a_log_in_one_currency_without_rates_stays_in_it(tmp_path):
     """No fx rates and one currency throughout: nothing to convert, so that currency is the
     load's base and every row is kept (before, every row went to quarantine)."""
-    gbp = TX.assign(currency=["gbp", "GBP", None])  # a missing currency is the base's
+    gbp = TX.drop(columns="currency").assign(Currency=["gbp", "GBP", None])  # a missing currency is the base's
     write_csv(tmp_path, "transactions", gbp)
     tables = sources.read_directory(tmp_path)
     assert sources.load_currency(tables, None, "USD") == "GBP"
     assert sources.load_currency(tables, "EUR", "USD") == "EUR"  # LTV_BASE_CURRENCY decides
     loads = {load.table: load for load in sources.prepare_loads(tables, "GBP")}
     assert loads["transactions"].quarantined.empty
-    assert loads["transactions"].clean["currency"].tolist() == ["GBP"] * 3
+    assert loads["transactions"].clean["currency"].tolist() == ["GBP"] * 3  # header matched as 'currency'
 
 
 @pytest.mark.parametrize("currencies, with_rates, expected", [

@@ -154,6 +154,18 @@ def test_missing_required_column_names_file_and_column():
         validate_table("transactions", tx().drop(columns="amount"), "tx.csv", now=NOW)
 
 
+def test_headers_differing_only_in_case_or_spaces_take_the_contract_names():
+    frame = tx(currency=["usd", "usd", "usd"]).rename(
+        columns={"user_id": "User_ID", "ts": " TS", "amount": "Amount ", "currency": "Currency"})
+    clean, bad = validate_table("transactions", frame, "tx.csv", now=NOW)
+    assert bad.empty and clean["amount"].tolist() == [10.5, 20.0, 30.0]
+    assert clean["user_id"].tolist() == ["a", "b", "c"] and set(clean["currency"]) == {"USD"}
+    # two headers that would both be 'amount': neither is renamed, the file names what it found
+    with pytest.raises(InputError, match=r"missing required column\(s\) amount; found columns: .*'Amount', 'AMOUNT'"):
+        validate_table("transactions", tx(AMOUNT=["1", "2", "3"]).rename(columns={"amount": "Amount"}),
+                       "tx.csv", now=NOW)
+
+
 def test_empty_file_is_a_file_error():
     with pytest.raises(InputError, match="tx.csv: the file has a header but no rows"):
         validate_table("transactions", tx().iloc[:0], "tx.csv", now=NOW)
