@@ -29,7 +29,8 @@ def test_as_of_before_the_first_transaction_is_an_input_error_naming_the_dates(w
     with pytest.raises(InputError) as info:
         plan_for(TransformConfig(as_of="2024-01-09"), wh)
     message = str(info.value)
-    assert message.startswith("as_of (--as-of) 2024-01-09 is before the first transaction date")
+    assert message.startswith("the cutoff 2024-01-09 (as_of; `ltv demo --as-of`, `ltv predict --cutoff`) "
+                              "is before the first transaction date")
     assert "2024-01-10" in message and "2024-06-30" in message
     # the first day of the data is the earliest scoring date there is
     assert plan_for(TransformConfig(as_of="2024-01-10", horizon_days=30), wh).scoring_date.isoformat() == "2024-01-10"
@@ -47,7 +48,7 @@ def test_the_dbt_run_refuses_before_dbt_starts_and_builds_nothing(wh, ltv_home):
             run_config={"ops": {DBT_ASSETS_NAME: {"config": {"as_of": "2023-12-31"}}}},
         )
     found = find_input_error(info.value)  # what the CLI maps to exit code 2
-    assert found is not None and "2023-12-31 is before the first transaction date" in str(found)
+    assert found is not None and "2023-12-31 (as_of; " in str(found) and "is before the first transaction date" in str(found)
     with warehouse.connect(ltv_home / "warehouse.duckdb", read_only=True) as con:
         schemas = {r[0] for r in con.execute("select schema_name from information_schema.schemata").fetchall()}
     assert "marts" not in schemas and "intermediate" not in schemas

@@ -104,7 +104,8 @@ def plan_for(config: TransformConfig, warehouse: WarehouseResource) -> cutoff_ru
     as_of = config.as_of_date() or last
     if as_of < first:
         raise InputError(
-            f"as_of (--as-of) {as_of} is before the first transaction date in the data, {first} "
+            f"the cutoff {as_of} (as_of; `ltv demo --as-of`, `ltv predict --cutoff`) is before the first "
+            f"transaction date in the data, {first} "
             f"(raw.transactions spans {first} to {last}): there is no history to forecast from; "
             f"choose a date on or after {first}"
         )
