@@ -32,6 +32,9 @@ class CutoffPlan:
     # Per origin, the training cutoffs of the model backtested there: windows end on or
     # before the origin, so training never sees a row the origin's model could not have seen.
     origin_train_cutoffs: dict[date, tuple[date, ...]] = field(default_factory=dict)
+    # The day every label window above ends by: as_of, or the data's last day when that is
+    # earlier (plan_cutoffs' observed_until).
+    labels_until: date | None = None
 
     @property
     def all_cutoffs(self) -> tuple[date, ...]:
@@ -63,6 +66,7 @@ def plan_cutoffs(
     train_spacing_days: int = DEFAULT_TRAIN_SPACING_DAYS,
     data_start: date | None = None,
     min_history_days: int = DEFAULT_MIN_HISTORY_DAYS,
+    observed_until: date | None = None,
 ) -> CutoffPlan:
     """Plan the cutoffs for scoring as of `as_of` with horizon H = `horizon_days`.
 
@@ -78,6 +82,10 @@ def plan_cutoffs(
     - with `data_start` given, a cutoff earlier than data_start + min_history_days is dropped
       (too little history for features); an origin left with no training cutoff is dropped,
       since no model could be trained for it.
+    - with `observed_until` (the data's last day) before A, the origins and training cutoffs
+      are placed from it instead of A: a label window is only complete where the data reach
+      its end (marts.customer_labels.is_window_complete), so windows ending after the data
+      would leave the backtest and training without labels. The scoring date stays A.
 
     Raises ValueError for a non-positive horizon or negative counts/spacings.
     """
@@ -107,9 +115,10 @@ def plan_cutoffs(
         series = (last - timedelta(days=j * train_spacing_days) for j in range(n_train_cutoffs))
         return tuple(sorted(d for d in series if keep(d)))
 
+    labels_until = min(as_of, observed_until) if observed_until else as_of
     origin_train: dict[date, tuple[date, ...]] = {}
     for k in range(n_origins):
-        origin = as_of - horizon - timedelta(days=k * origin_spacing_days)
+        origin = labels_until - horizon - timedelta(days=k * origin_spacing_days)
         trains = train_series(origin)
         if keep(origin) and trains:
             origin_train[origin] = trains
@@ -119,6 +128,7 @@ def plan_cutoffs(
         horizon_days=horizon_days,
         scoring_date=as_of,
         backtest_origins=tuple(sorted(origin_train)),
-        train_cutoffs=train_series(as_of),
+        train_cutoffs=train_series(labels_until),
         origin_train_cutoffs=dict(sorted(origin_train.items())),
+        labels_until=labels_until,
     )

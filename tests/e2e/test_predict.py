@@ -61,3 +61,29 @@ def test_predict_classic_split_reports_published_btyd_estimates(tmp_path):
     finally:
         con.close()
     assert n == 2357
+
+
+def test_predict_on_a_log_that_ends_before_the_cutoff(tmp_path):
+    """A history-only file whose last purchase is two days before --cutoff: the backtest's
+    origins and the training labels end by the data's last day (labels after it are not
+    complete), so the run goes through the planned backtest instead of failing with 'no
+    customer has both history and a complete label' (exit 1, before)."""
+    full = pd.read_csv(cdnow_sample_csv(tmp_path / "full.csv"), dtype={"user_id": str})
+    history = full[full["ts"] < "1998-03-30"]
+    assert history["ts"].max() == "1998-03-29"
+    history.to_csv(tmp_path / "history.csv", index=False)
+    out, report = tmp_path / "scores.parquet", tmp_path / "report.json"
+    env = {**os.environ, "LTV_HOME": str(tmp_path / "home")}
+    env.pop("DAGSTER_HOME", None)
+    proc = subprocess.run(
+        [LTV, "predict", "--transactions", str(tmp_path / "history.csv"), "--cutoff", "1998-03-31",
+         "--horizon-days", "90", "--out", str(out), "--report", str(report)],
+        env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "the data end on 1998-03-29, 2 day(s) before as_of 1998-03-31" in proc.stderr
+    scores = pd.read_parquet(out)
+    assert len(scores) == history["user_id"].nunique() and scores["predicted_value"].notna().all()
+    origins = {o for per_model in json.loads(report.read_text())["leaderboard"].values()
+               for o in per_model if o != "mean"}
+    assert origins == {"1997-10-30", "1997-11-29", "1997-12-29"}  # 1998-03-29 - 90 - 30 k days

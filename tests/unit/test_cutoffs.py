@@ -35,6 +35,21 @@ def test_plan_origins_and_training_windows_end_on_or_before_their_horizon():
         assert label_observed_by(t, 90, AS_OF)
 
 
+def test_labels_end_by_the_data_end_when_the_data_stop_before_as_of():
+    """A log whose last day is before as_of (a history-only file, a feed a few days behind):
+    every label window ends by that day, where the marts count it complete; scoring stays."""
+    last = AS_OF - timedelta(days=2)
+    plan = plan_cutoffs(AS_OF, 90, observed_until=last)
+    assert plan.scoring_date == AS_OF and plan.labels_until == last
+    assert max(plan.backtest_origins) == last - timedelta(days=90)
+    assert max(plan.train_cutoffs) == last - timedelta(days=90)
+    for origin, trains in plan.origin_train_cutoffs.items():
+        assert label_observed_by(origin, 90, last) and all(label_observed_by(t, 90, origin) for t in trains)
+    # data reaching past as_of change nothing: labels still end by as_of
+    later = plan_cutoffs(AS_OF, 90, observed_until=AS_OF + timedelta(days=30))
+    assert later == plan_cutoffs(AS_OF, 90) and later.labels_until == AS_OF
+
+
 def test_all_cutoffs_is_the_sorted_union_of_every_role():
     plan = plan_cutoffs(AS_OF, 90)
     union = {plan.scoring_date, *plan.backtest_origins, *plan.train_cutoffs}

@@ -118,6 +118,7 @@ def plan_for(config: TransformConfig, warehouse: WarehouseResource) -> cutoff_ru
         train_spacing_days=config.train_spacing_days,
         data_start=first,
         min_history_days=config.min_history_days,
+        observed_until=last,
     )
 
 
@@ -175,6 +176,12 @@ def build_dbt_assets() -> dg.AssetsDefinition:
         context.log.info(
             f"as_of {plan.as_of}, horizon {plan.horizon_days} days, cutoffs {dbt_vars['cutoffs']}"
         )
+        if plan.labels_until and plan.labels_until < plan.as_of:
+            gap = (plan.as_of - plan.labels_until).days
+            context.log.warning(
+                f"the data end on {plan.labels_until}, {gap} day(s) before as_of {plan.as_of}: the backtest "
+                f"origins and training labels end by {plan.labels_until}; the scoring features read the "
+                "days after it as days without purchases (the time rule)")
         args = ["build", *as_cli_args(dbt_vars)]
         if config.full_refresh:
             args.append("--full-refresh")
