@@ -217,6 +217,7 @@ def predict(args: argparse.Namespace) -> int:
     from ltv_pipeline.lib import scores
     from ltv_pipeline.lib.files import write_frame
     from ltv_pipeline.lib.scoring import OUTPUT_COLUMNS
+    from ltv_pipeline.lib.sources import ids_as_given
 
     home = settings.ensure_home()
     cutoff = args.cutoff.isoformat()
@@ -231,6 +232,7 @@ def predict(args: argparse.Namespace) -> int:
     # the scoring partition of the cutoff, as the daily schedule would write it (no online store)
     score_range(cutoff, cutoff, {"ltv/command": "predict"}, skip_online=True)
     rows = scores.read_partition(settings.warehouse_path(), cutoff)
+    rows["user_id"] = ids_as_given(rows["user_id"], args.transactions)
     write_frame(rows.sort_values("user_id", kind="stable")[OUTPUT_COLUMNS], args.out)
     champion = rows["model"].iloc[0] if len(rows) else "none"
     progress(f"{len(rows):,} users forecast with {champion} (values in {settings.base_currency()}) in "

@@ -164,6 +164,23 @@ def prepare_loads(tables: dict[str, InputTable], base_currency: str = "USD") -> 
     return [loads[name] for name in CONTRACTS]
 
 
+def ids_as_given(ids: pd.Series, transactions: Path) -> pd.Series:
+    """Output user ids typed as the transactions file typed them: the warehouse holds ids as
+    text, so a Parquet file's integer user_id comes back as int64 (a join with the caller's own
+    integer ids then works); any other file's ids stay text, as given."""
+    if Path(transactions).suffix != ".parquet" or ids.empty:
+        return ids
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(transactions)
+    field = next((f for f in schema if str(f.name).strip().lower() == "user_id"), None)
+    if field is None or not pa.types.is_integer(field.type):
+        return ids
+    numbers = pd.to_numeric(ids, errors="coerce")
+    return numbers.astype("int64") if numbers.notna().all() else ids
+
+
 def last_activity_date(tables: dict[str, InputTable]) -> date:
     return pd.to_datetime(tables["transactions"].frame["ts"]).max().date()
 

@@ -154,3 +154,18 @@ def test_a_parquet_file_validates_as_the_same_rows_written_as_csv(tmp_path):
     assert set(pq_load.quarantined["reason"]) == {
         "amount is NaN or infinite", "missing user_id", "unparseable ts (expected ISO 8601)",
         "transaction_id of another user_id"}
+
+
+def test_output_ids_keep_the_integer_type_of_a_parquet_file(tmp_path):
+    """The warehouse holds ids as text; predict's output gives a Parquet file's integer ids
+    back as int64, so the caller's join on its own ids works. Text ids stay text."""
+    ids = pd.Series(["7", "12", "0"], dtype="string")
+    pd.DataFrame({"User_ID": [7, 12, 0], "ts": ["2025-01-01"] * 3, "amount": [1.0] * 3}
+                 ).to_parquet(tmp_path / "ints.parquet")
+    out = sources.ids_as_given(ids, tmp_path / "ints.parquet")
+    assert out.dtype == "int64" and out.tolist() == [7, 12, 0]
+    pd.DataFrame({"user_id": ["007", "12", "0"], "ts": ["2025-01-01"] * 3, "amount": [1.0] * 3}
+                 ).to_parquet(tmp_path / "text.parquet")
+    assert sources.ids_as_given(ids, tmp_path / "text.parquet") is ids
+    write_csv(tmp_path, "ints", pd.DataFrame({"user_id": [7, 12, 0]}))
+    assert sources.ids_as_given(ids, tmp_path / "ints.csv") is ids
