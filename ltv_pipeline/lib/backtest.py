@@ -251,6 +251,11 @@ def run_backtest(origins: list[OriginData], cfg: BacktestConfig) -> BacktestResu
     for data in sorted(origins, key=lambda d: d.origin):
         tag = data.origin.isoformat()
         pred, n = origin_predictions(data, cfg)
+        if len(pred) < 2 or not (pred["actual"] > 0).any():
+            # nothing to rank (Gini, calibration and the ratio are undefined): not evidence
+            notes.append(f"{tag}: skipped: {len(pred)} customer(s), {int((pred['actual'] > 0).sum())} "
+                         "with value in the label window: nothing to rank")
+            continue
         models[tag] = pred.attrs.pop("models", {})
         scored[tag] = pred.attrs.pop("scored")
         notes += n

@@ -116,6 +116,21 @@ def test_first_origin_without_two_training_cutoffs_skips_supervised_with_a_note(
     assert any("LightGBM candidates absent" in n for n in res.notes)
 
 
+def test_an_origin_with_nothing_to_rank_is_skipped_with_a_note(tx):
+    """No value in the label window (a log of one-time buyers) or a single customer: Gini and
+    calibration are undefined, so the origin is no evidence; the next origin still counts."""
+    quiet, busy = ORIGINS[0], ORIGINS[1]
+    zero = origin_data(tx, quiet, None)
+    zero = backtest.OriginData(quiet, zero.summary, zero.labels.assign(value=0.0))
+    res = backtest.run_backtest([zero, origin_data(tx, busy, None)], CFG)
+    assert res.models_at(quiet.isoformat()) == [] and "bgnbd_gg" in res.models_at(busy.isoformat())
+    assert any(n.startswith(f"{quiet}: skipped:") and "0 with value" in n for n in res.notes)
+    one = origin_data(tx, busy, None)
+    first = one.summary[one.summary["frequency"] > 0].head(1)
+    single = backtest.OriginData(busy, first, one.labels[one.labels["user_id"].isin(first["user_id"])])
+    assert backtest.run_backtest([single], CFG).metrics.empty
+
+
 def test_planted_future_rows_do_not_change_the_origin_predictions(tx, train_frame):
     origin = ORIGINS[1]
     planted = train_frame[pd.to_datetime(train_frame["cutoff_date"]).dt.date == TRAIN[-1]].copy()
