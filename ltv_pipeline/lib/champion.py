@@ -27,8 +27,12 @@ The selection rule (select_champion), over the tidy backtest table (model, origi
      shortfall over the backtest's paired bootstrap replicates (lib/backtest.py's
      gini_bootstrap: every model on the same resampled customers at each shared origin), capped
      at tie_tolerance (0.01). On a few thousand customers a shortfall of 0.005 can be noise,
-     on a million 0.001 is not; a fixed tolerance is wrong for one of them. Without replicates
-     (or for a primary metric other than gini) every candidate within tie_tolerance ties.
+     on a million 0.001 is not; a fixed tolerance is wrong for one of them. A shortfall up to
+     tie_floor (0.001) always ties: two candidates built on the same BTYD forecasts (a BTYD
+     model and rfm_stack, say) are so correlated that their bootstrap difference has a standard
+     error of 0.0002, and a Gini edge of 0.0006 then outranked a 5% lower MAE; that edge changes
+     no customer's targeting that matters. Without replicates (or for a primary metric other
+     than gini) every candidate within tie_tolerance ties.
 With no origin at all, the default rule picks `default` (bgnbd_gg: the reference BTYD model,
 always fitted) and says so.
 
@@ -55,6 +59,7 @@ class Rule:
     max_decile_calibration_error: float = 0.5
     tie_tolerance: float = 0.01  # the cap of the bootstrap tie; the tie without replicates
     tie_z: float = 2.0
+    tie_floor: float = 0.001  # a Gini shortfall up to this always ties (step 4)
     rail_z: float = 2.0  # the total-ratio rail allows this many bootstrap standard errors
     default: str = "bgnbd_gg"
     baselines: tuple[str, ...] = ("bgnbd_gg", "pareto_gg")
@@ -183,10 +188,12 @@ def tie_tolerances(pool: pd.DataFrame, best: str, origins: list[str], rule: Rule
     top = _mean_over_origins(reps, origins, best)
     se = pd.Series({m: np.nanstd(top - _mean_over_origins(reps, origins, m), ddof=1)
                     for m in pool.index})
-    tol = (rule.tie_z * se).clip(upper=rule.tie_tolerance).where(se.notna(), rule.tie_tolerance)
+    floor = min(rule.tie_floor, rule.tie_tolerance)
+    tol = (rule.tie_z * se).clip(lower=floor, upper=rule.tie_tolerance).where(se.notna(),
+                                                                              rule.tie_tolerance)
     tol[best] = 0.0
-    return tol, (f"within {rule.tie_z:g} bootstrap standard errors of the shortfall, at most "
-                 f"{rule.tie_tolerance}")
+    return tol, (f"within {rule.tie_z:g} bootstrap standard errors of the shortfall, at least "
+                 f"{floor:g} and at most {rule.tie_tolerance}")
 
 
 def _dominates(means: pd.DataFrame, rule: Rule) -> pd.Series:

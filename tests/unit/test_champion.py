@@ -142,6 +142,21 @@ def test_a_gini_shortfall_ties_only_within_the_bootstrap_noise():
     assert sel.table.set_index("model").loc["b", "tie_tolerance"] == champion.Rule().tie_tolerance
 
 
+def test_a_shortfall_under_the_tie_floor_ties_however_small_its_noise():
+    """Two highly correlated rankers (a BTYD model and rfm_stack on its forecasts): their
+    difference has a tiny bootstrap SE, yet 0.0006 of Gini is no reason to take a 5% worse MAE."""
+    rows = {"pareto": {**GOOD, "gini": 0.8048, "mae": 22.3}, "stack": {**GOOD, "gini": 0.8042, "mae": 21.2}}
+    t, gini = table(rows), {m: r["gini"] for m, r in rows.items()}
+    sel = champion.select_champion(t, champion.Rule(), bootstrap(gini, 0.0001))
+    assert sel.champion == "stack" and "at least 0.001" in sel.reason
+    assert sel.table.set_index("model").loc["stack", "tie_tolerance"] == pytest.approx(0.001)
+    assert champion.select_champion(t, champion.Rule(tie_floor=0.0), bootstrap(gini, 0.0001)).champion == "pareto"
+    # beyond the floor the bootstrap alone decides: 0.0016 short with SE ~0.0001 is no tie
+    far = table({**rows, "stack": {**rows["stack"], "gini": 0.8032}})
+    assert champion.select_champion(far, champion.Rule(), bootstrap({"pareto": 0.8048, "stack": 0.8032},
+                                                                    0.0001)).champion == "pareto"
+
+
 def test_the_reason_says_whether_a_tie_was_broken_and_by_what():
     rows = {"a": {**GOOD, "gini": 0.930, "mae": 20.0}, "b": {**GOOD, "gini": 0.924, "mae": 18.0}}
     t, gini = table(rows), {m: r["gini"] for m, r in rows.items()}

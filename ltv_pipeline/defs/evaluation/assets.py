@@ -116,6 +116,8 @@ class ChampionConfig(dg.Config):
                                  "itself for a backtest without bootstrap replicates.")
     tie_z: float = Field(default=ch.Rule.tie_z, ge=0, description="A candidate ties with the best "
                          "Gini when its shortfall is within tie_z bootstrap standard errors.")
+    tie_floor: float = Field(default=ch.Rule.tie_floor, ge=0, description="A Gini shortfall up "
+                             "to this always ties with the best (the bootstrap tie's floor).")
     rail_z: float = Field(default=ch.Rule.rail_z, ge=0, description="The total-ratio guard rail "
                           "fails a candidate only beyond rail_z bootstrap standard errors.")
     max_decile_calibration_error: float = Field(default=ch.Rule.max_decile_calibration_error, gt=0)
@@ -142,7 +144,8 @@ def champion(context: dg.AssetExecutionContext, config: ChampionConfig,
     final = bt.blend_from(res["final_blend"]) if res["final_blend"] else None
     blend_ok = final is not None and set(final.weights) <= set(registered)
     table = table[table["model"].isin(registered) | ((table["model"] == bt.BLEND) & blend_ok)]
-    rule = ch.Rule(tie_tolerance=config.tie_tolerance, tie_z=config.tie_z, rail_z=config.rail_z,
+    rule = ch.Rule(tie_tolerance=config.tie_tolerance, tie_z=config.tie_z,
+                   tie_floor=config.tie_floor, rail_z=config.rail_z,
                    max_decile_calibration_error=config.max_decile_calibration_error)
     sel = ch.select_champion(table, rule, res.get("gini_bootstrap"), res.get("total_ratio_bootstrap"))
     if sel.champion == bt.BLEND:
