@@ -30,9 +30,9 @@ The selection rule (select_champion), over the tidy backtest table (model, origi
      on a million 0.001 is not; a fixed tolerance is wrong for one of them. A shortfall up to
      tie_floor (0.001) always ties: two candidates built on the same BTYD forecasts (a BTYD
      model and rfm_stack, say) are so correlated that their bootstrap difference has a standard
-     error of 0.0002, and a Gini edge of 0.0006 then outranked a 5% lower MAE; that edge changes
-     no customer's targeting that matters. Without replicates (or for a primary metric other
-     than gini) every candidate within tie_tolerance ties.
+     error of 0.0002; on a Pareto/NBD log a backtest edge of 0.0006 then outranked a 5% lower
+     MAE, and realised at D the two ranked the other way round (README). Without replicates
+     (or for a primary metric other than gini) every candidate within tie_tolerance ties.
 With no origin at all, the default rule picks `default` (bgnbd_gg: the reference BTYD model,
 always fitted) and says so.
 
