@@ -13,7 +13,12 @@ model): the same purchase rates, but a customer drops out right after each repea
 probability p ~ Beta(a, b) (defaults 0.8 and 2.5, CDNOW's fitted values: about 3 repeat purchases
 before dropping out).
 
-  python -m bench.pnbd_log SEED USERS OUT.csv [--bgnbd]   (columns user_id, ts, amount)
+simulate_staggered is the Pareto/NBD process with first purchases uniform over the first
+`births` days (630: up to a week before 2025-09-30), as in a shop that keeps acquiring, so at a
+late cutoff many customers are young (README: staggered acquisition, seeds 13 and 17).
+
+  python -m bench.pnbd_log SEED USERS OUT.csv [--bgnbd | --staggered]
+  (columns user_id, ts, amount)
 """
 
 from __future__ import annotations
@@ -47,6 +52,19 @@ def simulate(seed: int, n_users: int, params: Params = Params()) -> pd.DataFrame
     mu = rng.gamma(params.s, 1 / params.beta, n_users)
     nu = rng.gamma(params.q, 1 / params.v, n_users)
     birth = rng.uniform(0, 365, n_users)
+    with np.errstate(divide="ignore", over="ignore"):  # mu ~ 0: a lifetime past the window
+        stop = np.minimum(span, birth + rng.exponential(1 / mu))
+    return purchases(rng, birth, stop, lambda i, n: rng.exponential(1 / lam[i], n), nu, params.p)
+
+
+def simulate_staggered(seed: int, n_users: int, births: float = 630.0,
+                       params: Params = Params()) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    span = (END - START).days
+    lam = rng.gamma(params.r, 1 / params.alpha, n_users)
+    nu = rng.gamma(params.q, 1 / params.v, n_users)
+    birth = np.sort(rng.uniform(0, births, n_users))
+    mu = rng.gamma(params.s, 1 / params.beta, n_users)
     with np.errstate(divide="ignore", over="ignore"):  # mu ~ 0: a lifetime past the window
         stop = np.minimum(span, birth + rng.exponential(1 / mu))
     return purchases(rng, birth, stop, lambda i, n: rng.exponential(1 / lam[i], n), nu, params.p)
@@ -95,7 +113,8 @@ def _frame(rng, user, day, nu, p: float) -> pd.DataFrame:
 
 def main(argv: list[str]) -> int:
     seed, users, out = int(argv[0]), int(argv[1]), argv[2]
-    log = (simulate_bgnbd if "--bgnbd" in argv[3:] else simulate)(seed, users)
+    kind = simulate_bgnbd if "--bgnbd" in argv[3:] else simulate
+    log = (simulate_staggered if "--staggered" in argv[3:] else kind)(seed, users)
     log.to_csv(out, index=False)
     print(f"{len(log):,} rows, {log['user_id'].nunique():,} users, mean order {log['amount'].mean():.2f}: {out}")
     return 0

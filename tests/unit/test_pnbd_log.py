@@ -43,3 +43,12 @@ def test_bgnbd_log_drops_out_after_a_geometric_number_of_repeats():
     assert (repeats >= 1).all()  # BG/NBD: nobody drops out before a repeat purchase
     assert abs(repeats.mean() / ((prm.a + prm.b - 1) / (prm.a - 1)) - 1) < 0.06
     assert log.equals(pnbd_log.simulate_bgnbd(4, 4000, prm))
+
+
+def test_staggered_log_keeps_acquiring_customers_until_births():
+    log = pnbd_log.simulate_staggered(5, 2000, births=600.0)
+    assert list(log.columns) == ["user_id", "ts", "amount"] and log["user_id"].nunique() == 2000
+    days = (log.groupby("user_id")["ts"].min() - pnbd_log.START).dt.total_seconds() / 86400
+    assert days.max() < 600 and abs(days.mean() / 300 - 1) < 0.05  # uniform over [0, 600)
+    assert (days > 365).mean() > 0.35  # the plain simulate's first purchases stop at day 365
+    assert log.equals(pnbd_log.simulate_staggered(5, 2000, births=600.0))
