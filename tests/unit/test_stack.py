@@ -170,12 +170,14 @@ def test_train_users_bound_the_internal_rows_but_not_the_snapshot_at_as_of(days,
     assert set(alone.revenue_total) < set(sampled.revenue_total)
 
 
-def _boost_frame(signal: float, n: int = 3000, seed: int = 0) -> pd.DataFrame:
-    """FEATURES at four cutoffs; value ~ base x exp(signal x recency feature): with signal 0
-    the BTYD base is the whole truth, with signal > 0 recency carries what the base misses."""
+def _boost_frame(signal: float | list[float], n: int = 3000, seed: int = 0) -> pd.DataFrame:
+    """FEATURES at four cutoffs (or one per signal in a list, oldest first); value ~ base x
+    exp(signal x recency feature): with signal 0 the BTYD base is the whole truth, with signal
+    > 0 recency carries what the base misses."""
     rng = np.random.default_rng(seed)
+    signals = signal if isinstance(signal, list) else [signal] * 4
     parts = []
-    for c in pd.date_range("2024-01-01", periods=4, freq="30D"):
+    for c, signal in zip(pd.date_range("2024-01-01", periods=len(signals), freq="30D"), signals):
         X = pd.DataFrame({f: rng.gamma(2.0, 1.0, n) for f in stack.FEATURES})
         mean = stack.base_value(X) * np.exp(signal * (X["recency"].to_numpy() - 2.0))
         X["value"] = rng.poisson(mean) * rng.gamma(4.0, 5.0, n)
@@ -205,6 +207,26 @@ def test_a_booster_gain_within_the_bootstrap_noise_is_not_enough(monkeypatch):
     assert "beyond noise" in notes[-1] and "2 paired-bootstrap standard errors" in notes[-1]
     bar = float(notes[-1].split("standard errors = ")[1].split(")")[0])
     assert 0 < gain <= bar
+
+
+def test_a_gain_the_cutoff_before_does_not_repeat_drops_the_booster():
+    """The signal holds at every cutoff but the second newest: trained before the newest the
+    boosters rank it far better than the base, but trained one cutoff earlier they rank the
+    second newest worse, so the gain is one date's, not the log's: the base alone."""
+    notes: list[str] = []
+    assert not stack.booster_earns_its_place(_boost_frame([0.8, 0.8, 0.0, 0.8]), 0, notes)
+    newest, second = notes
+    assert "ranks 2024-03-31 better than the BTYD base" in newest
+    assert "ranks 2024-03-01 no better than the BTYD base" in second and "the base alone" in second
+    notes = []
+    assert stack.booster_earns_its_place(_boost_frame([0.8, 0.8, 0.8, 0.8]), 0, notes)
+    assert len(notes) == 2 and all("better than the BTYD base beyond noise" in n for n in notes)
+
+
+def test_with_three_cutoffs_only_the_newest_is_checked():
+    notes: list[str] = []
+    assert stack.booster_earns_its_place(_boost_frame([0.8, 0.0, 0.8]), 0, notes)
+    assert len(notes) == 1 and "ranks 2024-03-01 better than the BTYD base" in notes[0]
 
 
 def test_booster_is_kept_untested_where_the_check_cutoff_has_no_value():
