@@ -47,27 +47,30 @@ class Params:
 
 def simulate(seed: int, n_users: int, params: Params = Params()) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    span = (END - START).days
     lam = rng.gamma(params.r, 1 / params.alpha, n_users)
     mu = rng.gamma(params.s, 1 / params.beta, n_users)
     nu = rng.gamma(params.q, 1 / params.v, n_users)
     birth = rng.uniform(0, 365, n_users)
-    with np.errstate(divide="ignore", over="ignore"):  # mu ~ 0: a lifetime past the window
-        stop = np.minimum(span, birth + rng.exponential(1 / mu))
-    return purchases(rng, birth, stop, lambda i, n: rng.exponential(1 / lam[i], n), nu, params.p)
+    return _poisson_until_dropout(rng, birth, lam, mu, nu, params.p)
 
 
 def simulate_staggered(seed: int, n_users: int, births: float = 630.0,
                        params: Params = Params()) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    span = (END - START).days
     lam = rng.gamma(params.r, 1 / params.alpha, n_users)
     nu = rng.gamma(params.q, 1 / params.v, n_users)
     birth = np.sort(rng.uniform(0, births, n_users))
     mu = rng.gamma(params.s, 1 / params.beta, n_users)
+    return _poisson_until_dropout(rng, birth, lam, mu, nu, params.p)
+
+
+def _poisson_until_dropout(rng, birth, lam, mu, nu, p: float) -> pd.DataFrame:
+    """Pareto/NBD purchases: from day birth[i], Poisson at rate lam[i] until an exponential
+    lifetime of rate mu[i] (or the window's end) ends."""
+    span = (END - START).days
     with np.errstate(divide="ignore", over="ignore"):  # mu ~ 0: a lifetime past the window
         stop = np.minimum(span, birth + rng.exponential(1 / mu))
-    return purchases(rng, birth, stop, lambda i, n: rng.exponential(1 / lam[i], n), nu, params.p)
+    return purchases(rng, birth, stop, lambda i, n: rng.exponential(1 / lam[i], n), nu, p)
 
 
 def simulate_bgnbd(seed: int, n_users: int, params: Params = Params()) -> pd.DataFrame:

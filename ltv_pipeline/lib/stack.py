@@ -229,7 +229,8 @@ def booster_earns_its_place(frame: pd.DataFrame, seed: int, notes: list[str], n_
     cuts = sorted(frame["cutoff_date"].unique())
     if len(cuts) < 3:
         return True
-    for check_cut in cuts[-1:-3:-1] if len(cuts) >= 4 else cuts[-1:]:
+    n_checks = 2 if len(cuts) >= 4 else 1  # a trial needs a training and an early-stopping cutoff
+    for check_cut in cuts[::-1][:n_checks]:  # the newest first
         verdict = _booster_check(frame, check_cut, seed, notes, n_bags)
         if verdict is not None:
             return verdict
