@@ -17,6 +17,13 @@ the customers with history at O against their realised value in [O + 1 day, O + 
   - blend: non-negative least squares weights over the point candidates, fitted on the stacked
     out-of-sample predictions of EARLIER origins only (never the origin it is scored on) and
     scaled to match their actual total; absent at the first origin.
+  - value maps (value_maps): a candidate without a value map of its own (BTYD and the LightGBM
+    members; rfm_stack and the blend have theirs) gets lib/stack.fit_value_map's v = k s^gamma
+    fitted on its newest origin's out-of-sample forecasts (levels stack.LEVELS, the level's
+    total-ratio band judged on its mean ratio over the origins), kept only when, fitted at each
+    earlier origin, it lowered the MAE at the next one on average. It leaves the ranking
+    (Gini) as it is; the champion asset applies the champion's kept map (registered as
+    MAPPED_PREFIX + name).
 Metrics per (model, origin) come from lib/metrics.evaluate(on_undefined="omit"); per origin,
 lib/metrics.gini_bootstrap gives every candidate's Gini on the same bootstrap replicates of its
 customers (gini_bootstrap), the noise lib/champion.py's tie rule compares models against, and
@@ -39,6 +46,8 @@ from ltv_pipeline.lib import gbm, metrics, stack, training
 BTYD_CANDIDATES = tuple(f"{m}_gg" for m in training.BTYD_COUNT_MODELS)
 GBM_POINT = ("tweedie", "l2", "l1", "two_part", "hybrid")
 BASELINE, BLEND = "historical_rate", "blend"
+OWN_MAP = (stack.NAME, BLEND)  # candidates whose forecast carries a value map of its own
+MAPPED_PREFIX = "mapped_"  # registry name of a champion registered with its value map
 MIN_TENURE_DAYS = 30
 TENURE_BUCKETS = (0, 30, 90, 180, 365, 730, np.inf)
 
@@ -303,6 +312,58 @@ def final_blend(result: BacktestResult, registered: list[str]) -> dict[str, floa
         return {}
     gamma, k = fit_blend_map(rows, w)
     return {**w, "_gamma": gamma, "_k": k}
+
+
+def value_maps(result: BacktestResult, models: list[str]) -> dict[str, dict[str, object]]:
+    """model -> its value map (value_map_of) for the given candidates that have none of their
+    own and forecasts at two origins or more."""
+    out = {}
+    for m in models:
+        if m not in (*OWN_MAP, BASELINE):
+            vm = value_map_of(result, m)
+            if vm is not None:
+                out[m] = vm
+    return out
+
+
+def value_map_of(result: BacktestResult, model: str) -> dict[str, object] | None:
+    """The model's value map on the newest origin's forecasts (gamma, level, k) and its check:
+    fitted at each earlier origin, the MAE it gives at the next one against the raw forecast's
+    (checks); kept when the mapped MAE is lower on average. None with fewer than two origins."""
+    frames = [(o, p) for o, p in sorted(result.predictions.items()) if model in p.columns]
+    if len(frames) < 2:
+        return None
+    checks = []
+    for i in range(1, len(frames)):
+        gamma, _, k = _fit_map(frames[:i], model)
+        origin, p = frames[i]
+        actual = p["actual"].to_numpy(float)
+        mapped = Blend({model: 1.0}, gamma=gamma, k=k).combine({model: p[model]})
+        checks.append({"origin": origin, "fitted_at": frames[i - 1][0],
+                       "mae": metrics.mae(actual, p[model].to_numpy(float)),
+                       "mae_mapped": metrics.mae(actual, mapped)})
+    gamma, level, k = _fit_map(frames, model)
+    raw, mapped = (float(np.mean([c[key] for c in checks])) for key in ("mae", "mae_mapped"))
+    return {"gamma": gamma, "level": level, "k": k, "fitted_at": frames[-1][0],
+            "kept": bool(mapped < raw), "mae": raw, "mae_mapped": mapped, "checks": checks}
+
+
+def _fit_map(frames: list[tuple[str, pd.DataFrame]], model: str) -> tuple[float, float, float]:
+    """(gamma, level, k) on the last frame's rows; the total-ratio band on the mean ratio of
+    forecast to realised total over all the frames."""
+    ratios = [p[model].clip(lower=0).sum() / p["actual"].clip(lower=0).sum()
+              for _, p in frames if p["actual"].clip(lower=0).sum() > 0]
+    ratio = float(np.mean(ratios)) if ratios else None
+    p = frames[-1][1]
+    gamma, level, k, _ = stack.fit_value_map(p["actual"].to_numpy(float), p[model].to_numpy(float),
+                                             None, stack.LEVELS,
+                                             ratio if ratio is not None and np.isfinite(ratio) else None)
+    return gamma, level, k
+
+
+def mapped(model: str, value_map: dict[str, object], ref: str) -> Blend:
+    """The model with its value map, as a one-member Blend (scored like a blend: lib/scoring)."""
+    return Blend({model: 1.0}, {model: ref}, float(value_map["gamma"]), float(value_map["k"]))
 
 
 def blend_from(final: dict[str, float], refs: dict[str, str] | None = None) -> Blend:

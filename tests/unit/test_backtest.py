@@ -202,3 +202,42 @@ def test_bounded_train_keys_unite_each_origins_own_bound_and_never_add_later_cut
     only_early = bounded_train_keys([early], trains, labels, cuts[:3], 1500, 0)
     assert set(only_early["cutoff_date"]) <= set(cuts[:3])
     assert len(bounded_train_keys([early, late], trains, labels, cuts, 10**6, 0)) == len(labels)
+
+
+def _origins_result(forecast_of, n_origins: int = 3, seed: int = 2) -> backtest.BacktestResult:
+    """A BacktestResult whose predictions hold model "m" (forecast_of(p): the forecast for buy
+    probabilities p) against zero-inflated actuals (50 with probability p, else 0)."""
+    rng = np.random.default_rng(seed)
+    preds = {}
+    for i in range(n_origins):
+        p = rng.uniform(0.01, 0.9, 3000)
+        actual = np.where(rng.uniform(size=p.size) < p, 50.0, 0.0)
+        preds[f"2025-0{i + 1}-01"] = pd.DataFrame({"actual": actual, "m": forecast_of(p, actual),
+                                                   "rfm_stack": 50 * p, "historical_rate": 50 * p})
+    return backtest.BacktestResult(pd.DataFrame(), preds, [], {})
+
+
+def test_a_value_map_that_lowers_the_mae_at_later_origins_is_kept_and_ranks_the_same():
+    result = _origins_result(lambda p, actual: 50 * p)  # the mean: MAE-optimal lies below it
+    maps = backtest.value_maps(result, ["m", "rfm_stack", "historical_rate"])
+    assert set(maps) == {"m"}  # rfm_stack has its own map, the baseline is not a candidate
+    vm = maps["m"]
+    assert vm["kept"] and vm["mae_mapped"] < vm["mae"] and vm["fitted_at"] == "2025-03-01"
+    assert [c["origin"] for c in vm["checks"]] == ["2025-02-01", "2025-03-01"]
+    assert [c["fitted_at"] for c in vm["checks"]] == ["2025-01-01", "2025-02-01"]
+    model = backtest.mapped("m", vm, "m/v3")
+    assert model.refs == {"m": "m/v3"} and (vm["gamma"] > 1 or vm["level"] < 1)
+    s = result.predictions["2025-03-01"]["m"].to_numpy()
+    v = model.combine({"m": s})
+    assert (np.argsort(v, kind="stable") == np.argsort(s, kind="stable")).all()
+    assert np.allclose(v, vm["k"] * s ** vm["gamma"])
+
+
+def test_a_value_map_that_does_not_lower_the_mae_is_not_kept():
+    result = _origins_result(lambda p, actual: actual)  # a perfect forecast: nothing to gain
+    vm = backtest.value_map_of(result, "m")
+    assert not vm["kept"] and vm["mae_mapped"] >= vm["mae"] == 0.0
+
+
+def test_a_value_map_needs_two_origins():
+    assert backtest.value_map_of(_origins_result(lambda p, actual: 50 * p, n_origins=1), "m") is None

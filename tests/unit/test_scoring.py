@@ -49,6 +49,18 @@ def test_forecast_blend_and_cold_starts():
     assert out["p10"].isna().all() and (out["model"] == "blend/v1").all()
 
 
+def test_a_mapped_champion_scores_its_member_through_the_value_map():
+    from ltv_pipeline.lib import backtest
+
+    population = pd.DataFrame({"user_id": ["u1", "u2", "u3"], "is_cold_start": [False, False, True]})
+    summary = pd.DataFrame({"user_id": ["u1", "u2"]})
+    champ = backtest.mapped("a_gg", {"gamma": 2.0, "k": 0.5}, "a_gg/v4")
+    models = {"bgnbd_gg": Const(1.0), "a_gg": Const(3.0), "mapped_a_gg": champ}
+    out = scoring.forecast(population, summary, 10, models, None, "mapped_a_gg", "mapped_a_gg/v1")
+    assert list(out["predicted_value"]) == [450.0, 450.0, 0.0]  # 0.5 * (3 * 10)^2
+    assert (out["model"] == "mapped_a_gg/v1").all()
+
+
 class WithInterval(Const):
     def predict(self, summary, horizon_days):
         out = super().predict(summary, horizon_days)

@@ -81,6 +81,11 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestConfig,
     retrain = cadence.recommend(ages)
     latest = result.models_at(max(result.predictions)) if result.predictions else []
     final = bt.final_blend(result, [m for m in latest if m != bt.BLEND])
+    maps = bt.value_maps(result, latest) if bt_horizon == plan.horizon_days else {}
+    if bt_horizon != plan.horizon_days:
+        notes.append(f"no value maps: the backtest horizon ({bt_horizon} days) is not the "
+                     f"scoring horizon ({plan.horizon_days} days), and a map's level k is in "
+                     "the units of the horizon it was fitted at")
     board = leaderboard(result.metrics)
     inputs.write_json(inputs.evaluation_dir(warehouse_db.ltv_home) / inputs.RESULTS_FILE, {
         "run_id": context.run.run_id, "scoring_date": plan.scoring_date,
@@ -89,7 +94,7 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestConfig,
         "retraining_cadence": retrain,
         "metrics": result.metrics.to_dict("records"), "leaderboard": board.to_dict("records"),
         "notes": notes, "blend_weights": result.blend_weights, "final_blend": final,
-        "diagnostics": inputs.diagnostics(result), "gini_bootstrap": result.gini_bootstrap,
+        "value_maps": maps, "diagnostics": inputs.diagnostics(result), "gini_bootstrap": result.gini_bootstrap,
         "total_ratio_bootstrap": result.ratio_bootstrap})
     for note in notes:
         context.log.info(note)
@@ -104,6 +109,7 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestConfig,
         "error_by_model_age": dg.MetadataValue.md(inputs.age_plot(retrain)),
         "scoring_date": plan.scoring_date.isoformat(),
         "notes": dg.MetadataValue.json(notes), "final_blend_weights": dg.MetadataValue.json(final),
+        "value_maps": dg.MetadataValue.md(inputs.value_map_table(maps)),
         "seconds": round(time.perf_counter() - t0, 1),
     })
 
@@ -130,7 +136,9 @@ def champion(context: dg.AssetExecutionContext, config: ChampionConfig,
              warehouse_db: WarehouseResource,
              model_registry: ModelRegistryResource) -> dg.MaterializeResult:
     """The registry's champion pointer: the backtest's best registered model for the scoring
-    date (rule in lib/champion.py), moved only when the promotion gate allows."""
+    date (rule in lib/champion.py), moved only when the promotion gate allows. A champion
+    without a value map of its own is registered with the backtest's map of it when that map
+    passed its check (lib/backtest.value_map_of), as mapped_<name>: same ranking, lower MAE."""
     with warehouse_db.connect(read_only=True) as con:
         plan = marts.read_plan(con)
     path = inputs.evaluation_dir(warehouse_db.ltv_home) / inputs.RESULTS_FILE
@@ -148,12 +156,18 @@ def champion(context: dg.AssetExecutionContext, config: ChampionConfig,
                    tie_floor=config.tie_floor, rail_z=config.rail_z,
                    max_decile_calibration_error=config.max_decile_calibration_error)
     sel = ch.select_champion(table, rule, res.get("gini_bootstrap"), res.get("total_ratio_bootstrap"))
+    vm = (res.get("value_maps") or {}).get(sel.champion)  # lib/backtest.value_map_of
     if sel.champion == bt.BLEND:
         blend = bt.blend_from(res["final_blend"], {m: registered[m].ref for m in final.weights})
         version = registry.register(blend, "blend", bt.BLEND, {"weights": blend.weights},
                                     [plan.scoring_date.isoformat()], None, "", sel.metrics)
     elif sel.champion in registered:
         version = registered[sel.champion]
+        if vm and vm["kept"]:
+            model = bt.mapped(sel.champion, vm, version.ref)
+            version = registry.register(model, "value_map", bt.MAPPED_PREFIX + sel.champion,
+                                        {k: vm[k] for k in ("gamma", "level", "k", "fitted_at")},
+                                        [plan.scoring_date.isoformat()], None, "", sel.metrics)
     else:
         raise dg.Failure(f"champion {sel.champion} has no registered version for "
                          f"{plan.scoring_date}; registered: {sorted(registered)}")
@@ -164,13 +178,15 @@ def champion(context: dg.AssetExecutionContext, config: ChampionConfig,
     record = {"run_id": context.run.run_id, "scoring_date": plan.scoring_date,
               "challenger": version.ref, "current": current, "selection": sel.reason,
               "default_rule": sel.default_rule, "promote": decision.promote,
-              "reason": decision.reason, "numbers": decision.numbers, "metrics": sel.metrics}
+              "reason": decision.reason, "numbers": decision.numbers, "metrics": sel.metrics,
+              "value_map": vm}
     inputs.write_json(inputs.evaluation_dir(warehouse_db.ltv_home) / inputs.DECISION_FILE, record)
     now = registry.champion()
     return dg.MaterializeResult(metadata={
         "champion": now.ref if now else None, "challenger": version.ref,
         "promoted": decision.promote, "decision": decision.reason, "selection": sel.reason,
         "default_rule": sel.default_rule, "numbers": dg.MetadataValue.json(decision.numbers),
+        "value_map": inputs.value_map_note(sel.champion, vm),
         "candidates": dg.MetadataValue.md(sel.table.to_markdown(index=False, floatfmt=".4g")
                                           if len(sel.table) else "none"),
         **inputs.plot_metadata(res.get("diagnostics") or {}, sel.champion),

@@ -144,13 +144,14 @@ def gate(registry: ModelRegistry, sel: champion.Selection,
         return champion.Decision(True, "no backtest evidence to gate on: the default rule's pick "
                                  "for this scoring date replaces the current champion", {}), current["ref"]
     rows = sel.table.set_index("model") if len(sel.table) else pd.DataFrame()
-    if current["name"] in rows.index:
-        cur = {k: float(v) for k, v in rows.loc[current["name"]].items()
+    name = current["name"].removeprefix(backtest.MAPPED_PREFIX)  # its backtest rows: unmapped
+    if name in rows.index:
+        cur = {k: float(v) for k, v in rows.loc[name].items()
                if k in ("gini", "mae") and pd.notna(v)}
     else:
         cur = current.get("metrics") or {}
     decision = champion.promote(cur or None, sel.metrics, tolerance)
-    if current["name"] not in rows.index and cur:
+    if name not in rows.index and cur:
         decision.reason += " (current champion not in this backtest: compared with its recorded metrics)"
     return decision, current["ref"]
 
@@ -187,3 +188,25 @@ def age_plot(retrain: dict[str, Any]) -> str:
     wide = ages.pivot_table(index="age_days", columns="model", values="mae_ratio").reset_index()
     return plots.lines(wide, "age_days", [c for c in wide.columns if c != "age_days"],
                        "MAE of an aged model / a fresh one", "MAE ratio")
+
+
+def value_map_table(maps: dict[str, dict[str, Any]]) -> str:
+    """The backtest's value maps as Markdown: per candidate its map and the check's mean MAE
+    at the later origins, raw and mapped (lib/backtest.value_map_of)."""
+    if not maps:
+        return "no value maps (a candidate needs forecasts at two origins at the scoring horizon)"
+    rows = pd.DataFrame([{"model": m, "gamma": v["gamma"], "level": v["level"], "k": v["k"],
+                          "check_mae": v["mae"], "check_mae_mapped": v["mae_mapped"],
+                          "kept": v["kept"]} for m, v in sorted(maps.items())])
+    return rows.to_markdown(index=False, floatfmt=".4g")
+
+
+def value_map_note(champion: str, vm: dict[str, Any] | None) -> str:
+    """What the champion asset did with the champion's value map, in words."""
+    if champion in backtest.OWN_MAP:
+        return f"{champion} carries its own value map"
+    if not vm:
+        return "none (no map: fewer than two backtest origins at the scoring horizon)"
+    how = (f"gamma {vm['gamma']}, level {vm['level']}, k {vm['k']:.4g}, fitted at {vm['fitted_at']}; "
+           f"checked at the later origins: MAE {vm['mae']:.4g} raw, {vm['mae_mapped']:.4g} mapped")
+    return f"applied (v = k s^gamma): {how}" if vm["kept"] else f"not applied, no lower MAE: {how}"
