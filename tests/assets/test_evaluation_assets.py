@@ -49,6 +49,12 @@ def test_backtest_leaderboard_has_every_family_over_three_origins(evaluated):
     stack_cov = [r["value"] for r in saved["metrics"]
                  if r["model"] == "rfm_stack" and r["metric"] == "p10_p90_coverage"]
     assert len(stack_cov) == 3 and all(0 < v <= 1 for v in stack_cov)
+    maps = saved["value_maps"]  # the candidates without a value map of their own
+    assert {"bgnbd_gg", "pareto_gg", "mbgnbd_gg"} <= set(maps)
+    assert not {"rfm_stack", "blend", "historical_rate"} & set(maps)
+    assert [c["origin"] for c in maps["pareto_gg"]["checks"]] == saved["origins"][1:]
+    assert all(vm["kept"] == (vm["mae_mapped"] < vm["mae"]) for vm in maps.values())
+    assert "check_mae_mapped" in m["value_maps"]
 
 
 def test_champion_pointer_is_set_to_a_model_trained_for_the_scoring_date(evaluated):
@@ -65,3 +71,5 @@ def test_champion_pointer_is_set_to_a_model_trained_for_the_scoring_date(evaluat
     assert record["metrics"]["gini"] > 0
     decision = json.loads((home / "evaluation" / "champion_decision.json").read_text())
     assert decision["promote"] is True and decision["challenger"] == champ.ref
+    mapped = bool(decision["value_map"] and decision["value_map"]["kept"])
+    assert champ.name.startswith("mapped_") == mapped and m["value_map"]

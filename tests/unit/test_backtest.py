@@ -241,3 +241,28 @@ def test_a_value_map_that_does_not_lower_the_mae_is_not_kept():
 
 def test_a_value_map_needs_two_origins():
     assert backtest.value_map_of(_origins_result(lambda p, actual: 50 * p, n_origins=1), "m") is None
+
+
+def test_the_champion_is_registered_with_its_kept_value_map_and_the_gate_reads_its_member(tmp_path):
+    from ltv_pipeline.defs.evaluation import inputs
+    from ltv_pipeline.lib import champion
+    from ltv_pipeline.lib.registry import ModelRegistry
+
+    registry = ModelRegistry(tmp_path)
+    day = date(2025, 6, 30)
+    base = registry.register({"a": 1}, "btyd", "pareto_gg", {}, [day.isoformat()], None, "", {})
+    table = pd.DataFrame({"model": ["pareto_gg"], "gini": [0.9], "mae": [10.0]})
+    sel = champion.Selection("pareto_gg", "best", False, ["o"], table, {"gini": 0.9, "mae": 10.0})
+    vm = {"gamma": 1.2, "level": 0.9, "k": 0.7, "fitted_at": "2025-03-01", "kept": True}
+    v = inputs.champion_version(registry, sel, {"pareto_gg": base}, {"value_maps": {"pareto_gg": vm}}, day)
+    assert v.name == "mapped_pareto_gg" and v.manifest["params"]["gamma"] == 1.2
+    model = v.load()
+    assert model.refs == {"pareto_gg": base.ref}
+    np.testing.assert_allclose(model.combine({"pareto_gg": np.array([0.0, 8.0])}), [0.0, 0.7 * 8 ** 1.2])
+    unkept = {"value_maps": {"pareto_gg": {**vm, "kept": False}}}
+    assert inputs.champion_version(registry, sel, {"pareto_gg": base}, unkept, day) == base
+    with pytest.raises(LookupError, match="no registered version"):
+        inputs.champion_version(registry, sel, {}, unkept, day)
+    registry.set_champion(v.name, v.version, "test", {"gini": 0.5, "mae": 99.0})
+    decision, current = inputs.gate(registry, sel, 0.02)  # measured on pareto_gg's backtest row
+    assert current == v.ref and decision.promote and decision.numbers["mae"]["current"] == 10.0

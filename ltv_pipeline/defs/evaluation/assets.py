@@ -157,20 +157,10 @@ def champion(context: dg.AssetExecutionContext, config: ChampionConfig,
                    max_decile_calibration_error=config.max_decile_calibration_error)
     sel = ch.select_champion(table, rule, res.get("gini_bootstrap"), res.get("total_ratio_bootstrap"))
     vm = (res.get("value_maps") or {}).get(sel.champion)  # lib/backtest.value_map_of
-    if sel.champion == bt.BLEND:
-        blend = bt.blend_from(res["final_blend"], {m: registered[m].ref for m in final.weights})
-        version = registry.register(blend, "blend", bt.BLEND, {"weights": blend.weights},
-                                    [plan.scoring_date.isoformat()], None, "", sel.metrics)
-    elif sel.champion in registered:
-        version = registered[sel.champion]
-        if vm and vm["kept"]:
-            model = bt.mapped(sel.champion, vm, version.ref)
-            version = registry.register(model, "value_map", bt.MAPPED_PREFIX + sel.champion,
-                                        {k: vm[k] for k in ("gamma", "level", "k", "fitted_at")},
-                                        [plan.scoring_date.isoformat()], None, "", sel.metrics)
-    else:
-        raise dg.Failure(f"champion {sel.champion} has no registered version for "
-                         f"{plan.scoring_date}; registered: {sorted(registered)}")
+    try:
+        version = inputs.champion_version(registry, sel, registered, res, plan.scoring_date)
+    except LookupError as e:
+        raise dg.Failure(str(e)) from None
     decision, current = inputs.gate(registry, sel, config.tolerance)
     if decision.promote:
         registry.set_champion(version.name, version.version, f"{sel.reason}; {decision.reason}",

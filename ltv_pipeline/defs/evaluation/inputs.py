@@ -133,6 +133,32 @@ def registered_for(registry: ModelRegistry, plan: marts.BuiltPlan) -> dict[str, 
     return out
 
 
+def champion_version(registry: ModelRegistry, sel: champion.Selection,
+                     registered: dict[str, ModelVersion], res: dict[str, Any],
+                     scoring_date: date) -> ModelVersion:
+    """The registry version the selection names: the blend registered from the backtest's final
+    blend; a candidate with a kept value map (backtest.json's value_maps) registered as
+    MAPPED_PREFIX + name, a one-member blend of its registered version; else its version.
+    Raises LookupError when the champion has no version trained for the scoring date."""
+    cutoffs = [scoring_date.isoformat()]
+    if sel.champion == backtest.BLEND:
+        final = backtest.blend_from(res["final_blend"])
+        blend = backtest.blend_from(res["final_blend"], {m: registered[m].ref for m in final.weights})
+        return registry.register(blend, "blend", backtest.BLEND, {"weights": blend.weights},
+                                 cutoffs, None, "", sel.metrics)
+    if sel.champion not in registered:
+        raise LookupError(f"champion {sel.champion} has no registered version for {scoring_date}; "
+                          f"registered: {sorted(registered)}")
+    version = registered[sel.champion]
+    vm = (res.get("value_maps") or {}).get(sel.champion)
+    if not vm or not vm["kept"]:
+        return version
+    return registry.register(backtest.mapped(sel.champion, vm, version.ref), "value_map",
+                             backtest.MAPPED_PREFIX + sel.champion,
+                             {k: vm[k] for k in ("gamma", "level", "k", "fitted_at")},
+                             cutoffs, None, "", sel.metrics)
+
+
 def gate(registry: ModelRegistry, sel: champion.Selection,
          tolerance: float) -> tuple[champion.Decision, str | None]:
     """The promotion gate against the current champion, measured on this backtest when its
