@@ -53,6 +53,7 @@ def test_backtest_leaderboard_has_every_family_over_three_origins(evaluated):
     assert {"bgnbd_gg", "pareto_gg", "mbgnbd_gg"} <= set(maps)
     assert not {"rfm_stack", "blend", "historical_rate"} & set(maps)
     assert [c["origin"] for c in maps["pareto_gg"]["checks"]] == saved["origins"][1:]
+    assert maps["pareto_gg"]["horizon_days"] == saved["backtest_horizon_days"] == 90
     assert all(vm["kept"] == (vm["mae_mapped"] < vm["mae"]) for vm in maps.values())
     assert "check_mae_mapped" in m["value_maps"]
 

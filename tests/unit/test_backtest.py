@@ -254,15 +254,26 @@ def test_the_champion_is_registered_with_its_kept_value_map_and_the_gate_reads_i
     table = pd.DataFrame({"model": ["pareto_gg"], "gini": [0.9], "mae": [10.0]})
     sel = champion.Selection("pareto_gg", "best", False, ["o"], table, {"gini": 0.9, "mae": 10.0})
     vm = {"gamma": 1.2, "level": 0.9, "k": 0.7, "fitted_at": "2025-03-01", "kept": True}
-    v = inputs.champion_version(registry, sel, {"pareto_gg": base}, {"value_maps": {"pareto_gg": vm}}, day)
+    v = inputs.champion_version(registry, sel, {"pareto_gg": base}, {"value_maps": {"pareto_gg": vm}}, day, 90)
     assert v.name == "mapped_pareto_gg" and v.manifest["params"]["gamma"] == 1.2
     model = v.load()
     assert model.refs == {"pareto_gg": base.ref}
     np.testing.assert_allclose(model.combine({"pareto_gg": np.array([0.0, 8.0])}), [0.0, 0.7 * 8 ** 1.2])
     unkept = {"value_maps": {"pareto_gg": {**vm, "kept": False}}}
-    assert inputs.champion_version(registry, sel, {"pareto_gg": base}, unkept, day) == base
+    assert inputs.champion_version(registry, sel, {"pareto_gg": base}, unkept, day, 90) == base
     with pytest.raises(LookupError, match="no registered version"):
-        inputs.champion_version(registry, sel, {}, unkept, day)
+        inputs.champion_version(registry, sel, {}, unkept, day, 90)
+    # fitted at a shorter backtest horizon: a BTYD champion's k is refitted on its forecasts at D
+    shorter = {"value_maps": {"pareto_gg": {**vm, "horizon_days": 60}}}
+    at_d = np.array([0.0, 1.0, 4.0, 9.0])
+    w = inputs.champion_version(registry, sel, {"pareto_gg": base}, shorter, day, 90, lambda v: at_d)
+    mapped = w.load().combine({"pareto_gg": at_d})
+    assert w.name == "mapped_pareto_gg" and w.version == v.version + 1
+    assert mapped.sum() == pytest.approx(0.9 * at_d.sum()) and w.manifest["params"]["horizon_days"] == 60
+    gbm = champion.Selection("gbm_hybrid", "best", False, ["o"], table, {"gini": 0.9, "mae": 10.0})
+    hyb = registry.register({"b": 1}, "gbm", "gbm_hybrid", {}, [day.isoformat()], None, "", {})
+    other = {"value_maps": {"gbm_hybrid": {**vm, "horizon_days": 60}}}
+    assert inputs.champion_version(registry, gbm, {"gbm_hybrid": hyb}, other, day, 90, lambda v: at_d) == hyb
     registry.set_champion(v.name, v.version, "test", {"gini": 0.5, "mae": 99.0})
     decision, current = inputs.gate(registry, sel, 0.02)  # measured on pareto_gg's backtest row
     assert current == v.ref and decision.promote and decision.numbers["mae"]["current"] == 10.0

@@ -7,12 +7,14 @@ import json
 import time
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 from pydantic import Field
 
 from ltv_pipeline import groups, settings
 from ltv_pipeline.defs.evaluation import inputs
 from ltv_pipeline.defs.resources import ModelRegistryResource, WarehouseResource
+
 from ltv_pipeline.lib import backtest as bt
 from ltv_pipeline.lib import backtest_days, cadence, gbm, marts, stack
 from ltv_pipeline.lib import champion as ch
@@ -81,11 +83,7 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestConfig,
     retrain = cadence.recommend(ages)
     latest = result.models_at(max(result.predictions)) if result.predictions else []
     final = bt.final_blend(result, [m for m in latest if m != bt.BLEND])
-    maps = bt.value_maps(result, latest) if bt_horizon == plan.horizon_days else {}
-    if bt_horizon != plan.horizon_days:
-        notes.append(f"no value maps: the backtest horizon ({bt_horizon} days) is not the "
-                     f"scoring horizon ({plan.horizon_days} days), and a map's level k is in "
-                     "the units of the horizon it was fitted at")
+    maps = {m: {**vm, "horizon_days": bt_horizon} for m, vm in bt.value_maps(result, latest).items()}
     board = leaderboard(result.metrics)
     inputs.write_json(inputs.evaluation_dir(warehouse_db.ltv_home) / inputs.RESULTS_FILE, {
         "run_id": context.run.run_id, "scoring_date": plan.scoring_date,
@@ -157,8 +155,14 @@ def champion(context: dg.AssetExecutionContext, config: ChampionConfig,
                    max_decile_calibration_error=config.max_decile_calibration_error)
     sel = ch.select_champion(table, rule, res.get("gini_bootstrap"), res.get("total_ratio_bootstrap"))
     vm = (res.get("value_maps") or {}).get(sel.champion)  # lib/backtest.value_map_of
+    def at_scoring_date(version) -> np.ndarray:  # a summary model's forecasts at D, horizon H
+        with warehouse_db.connect(read_only=True) as con:
+            summary = marts.btyd_summary(con, [plan.scoring_date])
+        return version.load().predict(summary, plan.horizon_days)["predicted_value"].to_numpy(float)
+
     try:
-        version = inputs.champion_version(registry, sel, registered, res, plan.scoring_date)
+        version = inputs.champion_version(registry, sel, registered, res, plan.scoring_date,
+                                          plan.horizon_days, at_scoring_date)
     except LookupError as e:
         raise dg.Failure(str(e)) from None
     decision, current = inputs.gate(registry, sel, config.tolerance)
@@ -176,7 +180,7 @@ def champion(context: dg.AssetExecutionContext, config: ChampionConfig,
         "champion": now.ref if now else None, "challenger": version.ref,
         "promoted": decision.promote, "decision": decision.reason, "selection": sel.reason,
         "default_rule": sel.default_rule, "numbers": dg.MetadataValue.json(decision.numbers),
-        "value_map": inputs.value_map_note(sel.champion, vm),
+        "value_map": inputs.value_map_note(sel.champion, vm, version),
         "candidates": dg.MetadataValue.md(sel.table.to_markdown(index=False, floatfmt=".4g")
                                           if len(sel.table) else "none"),
         **inputs.plot_metadata(res.get("diagnostics") or {}, sel.champion),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import date
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import duckdb
@@ -135,10 +136,14 @@ def registered_for(registry: ModelRegistry, plan: marts.BuiltPlan) -> dict[str, 
 
 def champion_version(registry: ModelRegistry, sel: champion.Selection,
                      registered: dict[str, ModelVersion], res: dict[str, Any],
-                     scoring_date: date) -> ModelVersion:
+                     scoring_date: date, horizon_days: int,
+                     at_scoring_date: Callable[[ModelVersion], np.ndarray] | None = None) -> ModelVersion:
     """The registry version the selection names: the blend registered from the backtest's final
     blend; a candidate with a kept value map (backtest.json's value_maps) registered as
     MAPPED_PREFIX + name, a one-member blend of its registered version; else its version.
+    A map fitted at another horizon than horizon_days (a backtest at a shorter one) has its k
+    in that horizon's units: it is refitted for a BTYD champion from its own forecasts at the
+    scoring date (at_scoring_date: level x their total kept), and not applied to others.
     Raises LookupError when the champion has no version trained for the scoring date."""
     cutoffs = [scoring_date.isoformat()]
     if sel.champion == backtest.BLEND:
@@ -153,9 +158,18 @@ def champion_version(registry: ModelRegistry, sel: champion.Selection,
     vm = (res.get("value_maps") or {}).get(sel.champion)
     if not vm or not vm["kept"]:
         return version
+    vm = dict(vm)
+    if vm.get("horizon_days", horizon_days) != horizon_days:
+        if sel.champion not in backtest.BTYD_CANDIDATES or at_scoring_date is None:
+            return version
+        s = np.clip(at_scoring_date(version), 0.0, None)
+        powered = float((s ** vm["gamma"]).sum())
+        if powered <= 0:
+            return version
+        vm["k"] = float(vm["level"]) * float(s.sum()) / powered
     return registry.register(backtest.mapped(sel.champion, vm, version.ref), "value_map",
                              backtest.MAPPED_PREFIX + sel.champion,
-                             {k: vm[k] for k in ("gamma", "level", "k", "fitted_at")},
+                             {k: vm.get(k) for k in ("gamma", "level", "k", "fitted_at", "horizon_days")},
                              cutoffs, None, "", sel.metrics)
 
 
@@ -227,12 +241,18 @@ def value_map_table(maps: dict[str, dict[str, Any]]) -> str:
     return rows.to_markdown(index=False, floatfmt=".4g")
 
 
-def value_map_note(champion: str, vm: dict[str, Any] | None) -> str:
-    """What the champion asset did with the champion's value map, in words."""
+def value_map_note(champion: str, vm: dict[str, Any] | None, version: ModelVersion) -> str:
+    """What the champion asset did with the champion's value map (champion_version), in words."""
     if champion in backtest.OWN_MAP:
         return f"{champion} carries its own value map"
     if not vm:
-        return "none (no map: fewer than two backtest origins at the scoring horizon)"
-    how = (f"gamma {vm['gamma']}, level {vm['level']}, k {vm['k']:.4g}, fitted at {vm['fitted_at']}; "
-           f"checked at the later origins: MAE {vm['mae']:.4g} raw, {vm['mae_mapped']:.4g} mapped")
-    return f"applied (v = k s^gamma): {how}" if vm["kept"] else f"not applied, no lower MAE: {how}"
+        return "none (no map: fewer than two backtest origins)"
+    check = f"checked at the later origins: MAE {vm['mae']:.4g} raw, {vm['mae_mapped']:.4g} mapped"
+    if version.name.startswith(backtest.MAPPED_PREFIX):
+        p = version.manifest.get("params") or {}
+        return (f"applied (v = k s^gamma): gamma {p.get('gamma')}, level {p.get('level')}, "
+                f"k {p.get('k', 0):.4g}, fitted at {p.get('fitted_at')}; {check}")
+    if not vm["kept"]:
+        return f"not applied, no lower MAE: {check}"
+    return (f"not applied: fitted at {vm.get('horizon_days')} days (a shorter backtest horizon) and "
+            f"only a BTYD champion's k is refitted at the scoring date; {check}")
