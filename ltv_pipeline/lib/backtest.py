@@ -329,7 +329,8 @@ def value_maps(result: BacktestResult, models: list[str]) -> dict[str, dict[str,
 def value_map_of(result: BacktestResult, model: str) -> dict[str, object] | None:
     """The model's value map on the newest origin's forecasts (gamma, level, k) and its check:
     fitted at each earlier origin, the MAE it gives at the next one against the raw forecast's
-    (checks); kept when the mapped MAE is lower on average. None with fewer than two origins."""
+    (checks); kept when the mapped MAE is lower on average and the newest origin's map is not
+    the identity. None with fewer than two origins."""
     frames = [(o, p) for o, p in sorted(result.predictions.items()) if model in p.columns]
     if len(frames) < 2:
         return None
@@ -344,8 +345,10 @@ def value_map_of(result: BacktestResult, model: str) -> dict[str, object] | None
                        "mae_mapped": metrics.mae(actual, mapped)})
     gamma, level, k = _fit_map(frames, model)
     raw, mapped = (float(np.mean([c[key] for c in checks])) for key in ("mae", "mae_mapped"))
+    identity = gamma == 1.0 and level == 1.0  # nothing to apply, whatever the checks said
     return {"gamma": gamma, "level": level, "k": k, "fitted_at": frames[-1][0],
-            "kept": bool(mapped < raw), "mae": raw, "mae_mapped": mapped, "checks": checks}
+            "kept": bool(mapped < raw) and not identity, "mae": raw, "mae_mapped": mapped,
+            "checks": checks}
 
 
 def _fit_map(frames: list[tuple[str, pd.DataFrame]], model: str) -> tuple[float, float, float]:

@@ -239,6 +239,15 @@ def test_a_value_map_that_does_not_lower_the_mae_is_not_kept():
     assert not vm["kept"] and vm["mae_mapped"] >= vm["mae"] == 0.0
 
 
+def test_a_value_map_that_is_the_identity_at_the_newest_origin_is_not_kept():
+    result = _origins_result(lambda p, actual: 50 * p)
+    newest = result.predictions["2025-03-01"]
+    newest["m"] = newest["actual"]  # perfect there: the newest origin's map is the identity
+    vm = backtest.value_map_of(result, "m")
+    assert (vm["gamma"], vm["level"]) == (1.0, 1.0) and not vm["kept"]
+    assert vm["checks"][0]["mae_mapped"] < vm["checks"][0]["mae"]  # the first check passed
+
+
 def test_a_value_map_needs_two_origins():
     assert backtest.value_map_of(_origins_result(lambda p, actual: 50 * p, n_origins=1), "m") is None
 
