@@ -331,24 +331,46 @@ def value_map_of(result: BacktestResult, model: str) -> dict[str, object] | None
     fitted at each earlier origin, the MAE it gives at the next one against the raw forecast's
     (checks); kept when the mapped MAE is lower on average and the newest origin's map is not
     the identity. None with fewer than two origins."""
-    frames = [(o, p) for o, p in sorted(result.predictions.items()) if model in p.columns]
+    frames = _frames_of(result, model)
     if len(frames) < 2:
         return None
-    checks = []
-    for i in range(1, len(frames)):
-        gamma, _, k = _fit_map(frames[:i], model)
-        origin, p = frames[i]
-        actual = p["actual"].to_numpy(float)
-        mapped = Blend({model: 1.0}, gamma=gamma, k=k).combine({model: p[model]})
-        checks.append({"origin": origin, "fitted_at": frames[i - 1][0],
-                       "mae": metrics.mae(actual, p[model].to_numpy(float)),
-                       "mae_mapped": metrics.mae(actual, mapped)})
+    checks = [{"origin": origin, "fitted_at": fitted_at,
+               "mae": metrics.mae(p["actual"].to_numpy(float), p[model].to_numpy(float)),
+               "mae_mapped": metrics.mae(p["actual"].to_numpy(float), v)}
+              for origin, fitted_at, p, v in _mapped_at_later_origins(frames, model)]
     gamma, level, k = _fit_map(frames, model)
     raw, mapped = (float(np.mean([c[key] for c in checks])) for key in ("mae", "mae_mapped"))
     identity = gamma == 1.0 and level == 1.0  # nothing to apply, whatever the checks said
     return {"gamma": gamma, "level": level, "k": k, "fitted_at": frames[-1][0],
             "kept": bool(mapped < raw) and not identity, "mae": raw, "mae_mapped": mapped,
             "checks": checks}
+
+
+def mapped_metrics(result: BacktestResult, models: list[str]) -> pd.DataFrame:
+    """The tidy metrics (model MAPPED_PREFIX + name) of each model mapped at every origin after
+    its first with the map fitted at the origin before: the leaderboard's view of what a mapped
+    champion would have done. Not candidates of the champion rule (they have no registry
+    version until a champion is mapped)."""
+    rows = []
+    for model in models:
+        for origin, _, p, v in _mapped_at_later_origins(_frames_of(result, model), model):
+            for metric, value in metrics.evaluate(p["actual"], v, on_undefined="omit").items():
+                rows.append({"model": MAPPED_PREFIX + model, "origin": origin, "metric": metric,
+                             "value": value})
+    return pd.DataFrame(rows, columns=["model", "origin", "metric", "value"])
+
+
+def _frames_of(result: BacktestResult, model: str) -> list[tuple[str, pd.DataFrame]]:
+    return [(o, p) for o, p in sorted(result.predictions.items()) if model in p.columns]
+
+
+def _mapped_at_later_origins(frames: list[tuple[str, pd.DataFrame]], model: str):
+    """(origin, fitted_at, its predictions, the model's forecast mapped with the map fitted at
+    the origin before) for every origin after the first."""
+    for i in range(1, len(frames)):
+        gamma, _, k = _fit_map(frames[:i], model)
+        origin, p = frames[i]
+        yield origin, frames[i - 1][0], p, Blend({model: 1.0}, gamma=gamma, k=k).combine({model: p[model]})
 
 
 def _fit_map(frames: list[tuple[str, pd.DataFrame]], model: str) -> tuple[float, float, float]:

@@ -56,6 +56,9 @@ def test_backtest_leaderboard_has_every_family_over_three_origins(evaluated):
     assert maps["pareto_gg"]["horizon_days"] == saved["backtest_horizon_days"] == 90
     assert all(vm["kept"] == (vm["mae_mapped"] < vm["mae"]) for vm in maps.values())
     assert "check_mae_mapped" in m["value_maps"]
+    assert "| mapped_pareto_gg " in board  # its backtest at the later origins, on the leaderboard
+    mapped_origins = {r["origin"] for r in saved["metrics"] if r["model"] == "mapped_pareto_gg"}
+    assert mapped_origins == set(saved["origins"][1:])
 
 
 def test_champion_pointer_is_set_to_a_model_trained_for_the_scoring_date(evaluated):
@@ -74,3 +77,4 @@ def test_champion_pointer_is_set_to_a_model_trained_for_the_scoring_date(evaluat
     assert decision["promote"] is True and decision["challenger"] == champ.ref
     mapped = bool(decision["value_map"] and decision["value_map"]["kept"])
     assert champ.name.startswith("mapped_") == mapped and m["value_map"]
+    assert "mapped_" not in m["candidates"]  # leaderboard rows only, never candidates

@@ -233,6 +233,17 @@ def test_a_value_map_that_lowers_the_mae_at_later_origins_is_kept_and_ranks_the_
     assert np.allclose(v, vm["k"] * s ** vm["gamma"])
 
 
+def test_mapped_metrics_score_each_later_origin_with_the_map_fitted_before_it():
+    result = _origins_result(lambda p, actual: 50 * p)
+    vm = backtest.value_map_of(result, "m")
+    table = backtest.mapped_metrics(result, ["m"])
+    assert set(table["model"]) == {"mapped_m"}
+    assert sorted(table["origin"].unique()) == ["2025-02-01", "2025-03-01"]  # none at the first
+    mae = table[table["metric"] == "mae"].set_index("origin")["value"]
+    assert [mae[c["origin"]] for c in vm["checks"]] == pytest.approx([c["mae_mapped"] for c in vm["checks"]])
+    assert {"gini", "total_ratio", "decile_calibration_error"} <= set(table["metric"])
+
+
 def test_a_value_map_that_does_not_lower_the_mae_is_not_kept():
     result = _origins_result(lambda p, actual: actual)  # a perfect forecast: nothing to gain
     vm = backtest.value_map_of(result, "m")

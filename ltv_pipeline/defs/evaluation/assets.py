@@ -84,6 +84,8 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestConfig,
     latest = result.models_at(max(result.predictions)) if result.predictions else []
     final = bt.final_blend(result, [m for m in latest if m != bt.BLEND])
     maps = {m: {**vm, "horizon_days": bt_horizon} for m, vm in bt.value_maps(result, latest).items()}
+    result.metrics = pd.concat([result.metrics, bt.mapped_metrics(result, sorted(maps))],
+                               ignore_index=True)  # leaderboard rows mapped_<name>, not candidates
     board = leaderboard(result.metrics)
     inputs.write_json(inputs.evaluation_dir(warehouse_db.ltv_home) / inputs.RESULTS_FILE, {
         "run_id": context.run.run_id, "scoring_date": plan.scoring_date,
