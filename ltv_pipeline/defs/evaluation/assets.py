@@ -14,7 +14,6 @@ from pydantic import Field
 from ltv_pipeline import groups, settings
 from ltv_pipeline.defs.evaluation import inputs
 from ltv_pipeline.defs.resources import ModelRegistryResource, WarehouseResource
-
 from ltv_pipeline.lib import backtest as bt
 from ltv_pipeline.lib import backtest_days, cadence, gbm, marts, stack
 from ltv_pipeline.lib import champion as ch
@@ -157,6 +156,7 @@ def champion(context: dg.AssetExecutionContext, config: ChampionConfig,
                    max_decile_calibration_error=config.max_decile_calibration_error)
     sel = ch.select_champion(table, rule, res.get("gini_bootstrap"), res.get("total_ratio_bootstrap"))
     vm = (res.get("value_maps") or {}).get(sel.champion)  # lib/backtest.value_map_of
+
     def at_scoring_date(version) -> np.ndarray:  # a summary model's forecasts at D, horizon H
         with warehouse_db.connect(read_only=True) as con:
             summary = marts.btyd_summary(con, [plan.scoring_date])

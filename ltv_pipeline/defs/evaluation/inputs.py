@@ -4,9 +4,9 @@ asset reads (LTV_HOME/evaluation/backtest.json, written atomically by one asset,
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 import duckdb
@@ -234,7 +234,7 @@ def value_map_table(maps: dict[str, dict[str, Any]]) -> str:
     """The backtest's value maps as Markdown: per candidate its map and the check's mean MAE
     at the later origins, raw and mapped (lib/backtest.value_map_of)."""
     if not maps:
-        return "no value maps (a candidate needs forecasts at two origins at the scoring horizon)"
+        return "no value maps (a candidate needs forecasts at two backtest origins)"
     rows = pd.DataFrame([{"model": m, "gamma": v["gamma"], "level": v["level"], "k": v["k"],
                           "check_mae": v["mae"], "check_mae_mapped": v["mae_mapped"],
                           "kept": v["kept"]} for m, v in sorted(maps.items())])
