@@ -353,11 +353,17 @@ def mapped_metrics(result: BacktestResult, models: list[str]) -> pd.DataFrame:
     version until a champion is mapped)."""
     rows = []
     for model in models:
-        for origin, _, p, v in _mapped_at_later_origins(_frames_of(result, model), model):
+        for origin, p, v in mapped_predictions(result, model):
             for metric, value in metrics.evaluate(p["actual"], v, on_undefined="omit").items():
                 rows.append({"model": MAPPED_PREFIX + model, "origin": origin, "metric": metric,
                              "value": value})
     return pd.DataFrame(rows, columns=["model", "origin", "metric", "value"])
+
+
+def mapped_predictions(result: BacktestResult, model: str) -> list[tuple[str, pd.DataFrame, np.ndarray]]:
+    """(origin, its predictions, the model's forecast there mapped with the map fitted at the
+    origin before) for every origin of the model after its first."""
+    return [(o, p, v) for o, _, p, v in _mapped_at_later_origins(_frames_of(result, model), model)]
 
 
 def _frames_of(result: BacktestResult, model: str) -> list[tuple[str, pd.DataFrame]]:

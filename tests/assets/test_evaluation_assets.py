@@ -78,3 +78,4 @@ def test_champion_pointer_is_set_to_a_model_trained_for_the_scoring_date(evaluat
     mapped = bool(decision["value_map"] and decision["value_map"]["kept"])
     assert champ.name.startswith("mapped_") == mapped and m["value_map"]
     assert "mapped_" not in m["candidates"]  # leaderboard rows only, never candidates
+    assert champ.name in m["decile_calibration"]  # the plots show the champion as it scores

@@ -212,7 +212,8 @@ def _origins_result(forecast_of, n_origins: int = 3, seed: int = 2) -> backtest.
     for i in range(n_origins):
         p = rng.uniform(0.01, 0.9, 3000)
         actual = np.where(rng.uniform(size=p.size) < p, 50.0, 0.0)
-        preds[f"2025-0{i + 1}-01"] = pd.DataFrame({"actual": actual, "m": forecast_of(p, actual),
+        preds[f"2025-0{i + 1}-01"] = pd.DataFrame({"T": rng.integers(0, 400, p.size), "actual": actual,
+                                                   "m": forecast_of(p, actual),
                                                    "rfm_stack": 50 * p, "historical_rate": 50 * p})
     return backtest.BacktestResult(pd.DataFrame(), preds, [], {})
 
@@ -242,6 +243,18 @@ def test_mapped_metrics_score_each_later_origin_with_the_map_fitted_before_it():
     mae = table[table["metric"] == "mae"].set_index("origin")["value"]
     assert [mae[c["origin"]] for c in vm["checks"]] == pytest.approx([c["mae_mapped"] for c in vm["checks"]])
     assert {"gini", "total_ratio", "decile_calibration_error"} <= set(table["metric"])
+
+
+def test_diagnostics_plot_a_mapped_model_with_the_map_fitted_at_the_origin_before():
+    from ltv_pipeline.defs.evaluation import inputs
+
+    result = _origins_result(lambda p, actual: 50 * p)
+    diag = inputs.diagnostics(result, ["m"])
+    assert diag["origin"] == "2025-03-01" and {"m", "mapped_m"} <= set(diag["models"])
+    [(_, p, v)] = [x for x in backtest.mapped_predictions(result, "m") if x[0] == "2025-03-01"]
+    deciles = pd.DataFrame(diag["models"]["mapped_m"]["deciles"])
+    assert deciles["mean_predicted"].mean() == pytest.approx(np.mean(v), rel=0.02)
+    assert "mapped_m" not in inputs.diagnostics(result)["models"]
 
 
 def test_a_value_map_that_does_not_lower_the_mae_is_not_kept():

@@ -93,7 +93,8 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestConfig,
         "retraining_cadence": retrain,
         "metrics": result.metrics.to_dict("records"), "leaderboard": board.to_dict("records"),
         "notes": notes, "blend_weights": result.blend_weights, "final_blend": final,
-        "value_maps": maps, "diagnostics": inputs.diagnostics(result), "gini_bootstrap": result.gini_bootstrap,
+        "value_maps": maps, "gini_bootstrap": result.gini_bootstrap,
+        "diagnostics": inputs.diagnostics(result, sorted(m for m, vm in maps.items() if vm["kept"])),
         "total_ratio_bootstrap": result.ratio_bootstrap})
     for note in notes:
         context.log.info(note)
@@ -178,6 +179,7 @@ def champion(context: dg.AssetExecutionContext, config: ChampionConfig,
               "value_map": vm}
     inputs.write_json(inputs.evaluation_dir(warehouse_db.ltv_home) / inputs.DECISION_FILE, record)
     now = registry.champion()
+    diag = res.get("diagnostics") or {}  # the plots: a mapped champion's as mapped
     return dg.MaterializeResult(metadata={
         "champion": now.ref if now else None, "challenger": version.ref,
         "promoted": decision.promote, "decision": decision.reason, "selection": sel.reason,
@@ -185,5 +187,6 @@ def champion(context: dg.AssetExecutionContext, config: ChampionConfig,
         "value_map": inputs.value_map_note(sel.champion, vm, version),
         "candidates": dg.MetadataValue.md(sel.table.to_markdown(index=False, floatfmt=".4g")
                                           if len(sel.table) else "none"),
-        **inputs.plot_metadata(res.get("diagnostics") or {}, sel.champion),
+        **inputs.plot_metadata(diag, version.name if version.name in diag.get("models", {})
+                               else sel.champion),
     })

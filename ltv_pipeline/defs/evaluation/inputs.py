@@ -104,13 +104,18 @@ def supervised_frames(data: list[backtest.OriginData], raw: dict[str, Any], hori
     return features, categorical
 
 
-def diagnostics(result: backtest.BacktestResult) -> dict[str, Any]:
+def diagnostics(result: backtest.BacktestResult, mapped: list[str] = ()) -> dict[str, Any]:
     """Decile calibration, gains curve and error by customer age of every model at the latest
-    origin, as JSON-ready records."""
+    origin, and of the `mapped` models with their value map (MAPPED_PREFIX + name: the map
+    fitted at the origin before), as JSON-ready records."""
     if not result.predictions:
         return {}
     latest = max(result.predictions)
-    pred = result.predictions[latest]
+    pred = result.predictions[latest].copy()
+    for m in mapped:
+        for origin, _, v in backtest.mapped_predictions(result, m):
+            if origin == latest:
+                pred[backtest.MAPPED_PREFIX + m] = v
     models = backtest.candidates(pred)
     age = backtest.error_by_age(pred, models)
     return {"origin": latest, "error_by_age": age.to_dict("records"), "models": {
