@@ -314,30 +314,39 @@ def final_blend(result: BacktestResult, registered: list[str]) -> dict[str, floa
     return {**w, "_gamma": gamma, "_k": k}
 
 
-def value_maps(result: BacktestResult, models: list[str]) -> dict[str, dict[str, object]]:
-    """model -> its value map (value_map_of) for the given candidates that have none of their
-    own and forecasts at two origins or more."""
-    out = {}
+def value_maps(result: BacktestResult, models: list[str]) -> tuple[dict[str, dict[str, object]],
+                                                                    dict[str, dict[str, np.ndarray]]]:
+    """For the given candidates that have no value map of their own and forecasts at two
+    origins or more: model -> its value map (value_map_of), and model -> origin -> its forecast
+    there mapped with the map fitted at the origin before (mapped_predictions), computed once
+    for the check, the leaderboard rows (mapped_metrics) and the plots."""
+    maps, mapped = {}, {}
     for m in models:
         if m not in (*OWN_MAP, BASELINE):
-            vm = value_map_of(result, m)
+            later = mapped_predictions(result, m)
+            vm = value_map_of(result, m, later)
             if vm is not None:
-                out[m] = vm
-    return out
+                maps[m], mapped[m] = vm, later
+    return maps, mapped
 
 
-def value_map_of(result: BacktestResult, model: str) -> dict[str, object] | None:
+def value_map_of(result: BacktestResult, model: str,
+                 later: dict[str, np.ndarray] | None = None) -> dict[str, object] | None:
     """The model's value map on the newest origin's forecasts (gamma, level, k) and its check:
     fitted at each earlier origin, the MAE it gives at the next one against the raw forecast's
     (checks); kept when the mapped MAE is lower on average and the newest origin's map is not
-    the identity. None with fewer than two origins."""
+    the identity. None with fewer than two origins. later: mapped_predictions(result, model),
+    when the caller has it."""
     frames = _frames_of(result, model)
     if len(frames) < 2:
         return None
-    checks = [{"origin": origin, "fitted_at": fitted_at,
-               "mae": metrics.mae(p["actual"].to_numpy(float), p[model].to_numpy(float)),
-               "mae_mapped": metrics.mae(p["actual"].to_numpy(float), v)}
-              for origin, fitted_at, p, v in _mapped_at_later_origins(frames, model)]
+    later = mapped_predictions(result, model) if later is None else later
+    checks = []
+    for (fitted_at, _), (origin, p) in zip(frames, frames[1:]):
+        actual = p["actual"].to_numpy(float)
+        checks.append({"origin": origin, "fitted_at": fitted_at,
+                       "mae": metrics.mae(actual, p[model].to_numpy(float)),
+                       "mae_mapped": metrics.mae(actual, later[origin])})
     gamma, level, k = _fit_map(frames, model)
     raw, mapped = (float(np.mean([c[key] for c in checks])) for key in ("mae", "mae_mapped"))
     identity = gamma == 1.0 and level == 1.0  # nothing to apply, whatever the checks said
@@ -346,37 +355,35 @@ def value_map_of(result: BacktestResult, model: str) -> dict[str, object] | None
             "checks": checks}
 
 
-def mapped_metrics(result: BacktestResult, models: list[str]) -> pd.DataFrame:
-    """The tidy metrics (model MAPPED_PREFIX + name) of each model mapped at every origin after
-    its first with the map fitted at the origin before: the leaderboard's view of what a mapped
+def mapped_metrics(result: BacktestResult, mapped: dict[str, dict[str, np.ndarray]]) -> pd.DataFrame:
+    """The tidy metrics (model MAPPED_PREFIX + name) of each model's mapped forecasts (model ->
+    origin -> forecast, value_maps' second part): the leaderboard's view of what a mapped
     champion would have done. Not candidates of the champion rule (they have no registry
     version until a champion is mapped)."""
     rows = []
-    for model in models:
-        for origin, p, v in mapped_predictions(result, model):
-            for metric, value in metrics.evaluate(p["actual"], v, on_undefined="omit").items():
+    for model, by_origin in sorted(mapped.items()):
+        for origin, v in by_origin.items():
+            actual = result.predictions[origin]["actual"]
+            for metric, value in metrics.evaluate(actual, v, on_undefined="omit").items():
                 rows.append({"model": MAPPED_PREFIX + model, "origin": origin, "metric": metric,
                              "value": value})
     return pd.DataFrame(rows, columns=["model", "origin", "metric", "value"])
 
 
-def mapped_predictions(result: BacktestResult, model: str) -> list[tuple[str, pd.DataFrame, np.ndarray]]:
-    """(origin, its predictions, the model's forecast there mapped with the map fitted at the
-    origin before) for every origin of the model after its first."""
-    return [(o, p, v) for o, _, p, v in _mapped_at_later_origins(_frames_of(result, model), model)]
+def mapped_predictions(result: BacktestResult, model: str) -> dict[str, np.ndarray]:
+    """origin -> the model's forecast there mapped with the map fitted at the origin before,
+    for every origin of the model after its first."""
+    frames = _frames_of(result, model)
+    out = {}
+    for i in range(1, len(frames)):
+        gamma, _, k = _fit_map(frames[:i], model)
+        origin, p = frames[i]
+        out[origin] = Blend({model: 1.0}, gamma=gamma, k=k).combine({model: p[model]})
+    return out
 
 
 def _frames_of(result: BacktestResult, model: str) -> list[tuple[str, pd.DataFrame]]:
     return [(o, p) for o, p in sorted(result.predictions.items()) if model in p.columns]
-
-
-def _mapped_at_later_origins(frames: list[tuple[str, pd.DataFrame]], model: str):
-    """(origin, fitted_at, its predictions, the model's forecast mapped with the map fitted at
-    the origin before) for every origin after the first."""
-    for i in range(1, len(frames)):
-        gamma, _, k = _fit_map(frames[:i], model)
-        origin, p = frames[i]
-        yield origin, frames[i - 1][0], p, Blend({model: 1.0}, gamma=gamma, k=k).combine({model: p[model]})
 
 
 def _fit_map(frames: list[tuple[str, pd.DataFrame]], model: str) -> tuple[float, float, float]:

@@ -220,7 +220,8 @@ def _origins_result(forecast_of, n_origins: int = 3, seed: int = 2) -> backtest.
 
 def test_a_value_map_that_lowers_the_mae_at_later_origins_is_kept_and_ranks_the_same():
     result = _origins_result(lambda p, actual: 50 * p)  # the mean: MAE-optimal lies below it
-    maps = backtest.value_maps(result, ["m", "rfm_stack", "historical_rate"])
+    maps, mapped = backtest.value_maps(result, ["m", "rfm_stack", "historical_rate"])
+    assert set(mapped) == {"m"} and sorted(mapped["m"]) == ["2025-02-01", "2025-03-01"]
     assert set(maps) == {"m"}  # rfm_stack has its own map, the baseline is not a candidate
     vm = maps["m"]
     assert vm["kept"] and vm["mae_mapped"] < vm["mae"] and vm["fitted_at"] == "2025-03-01"
@@ -237,7 +238,7 @@ def test_a_value_map_that_lowers_the_mae_at_later_origins_is_kept_and_ranks_the_
 def test_mapped_metrics_score_each_later_origin_with_the_map_fitted_before_it():
     result = _origins_result(lambda p, actual: 50 * p)
     vm = backtest.value_map_of(result, "m")
-    table = backtest.mapped_metrics(result, ["m"])
+    table = backtest.mapped_metrics(result, {"m": backtest.mapped_predictions(result, "m")})
     assert set(table["model"]) == {"mapped_m"}
     assert sorted(table["origin"].unique()) == ["2025-02-01", "2025-03-01"]  # none at the first
     mae = table[table["metric"] == "mae"].set_index("origin")["value"]
@@ -249,9 +250,9 @@ def test_diagnostics_plot_a_mapped_model_with_the_map_fitted_at_the_origin_befor
     from ltv_pipeline.defs.evaluation import inputs
 
     result = _origins_result(lambda p, actual: 50 * p)
-    diag = inputs.diagnostics(result, ["m"])
+    v = backtest.mapped_predictions(result, "m")["2025-03-01"]
+    diag = inputs.diagnostics(result, {"m": v})
     assert diag["origin"] == "2025-03-01" and {"m", "mapped_m"} <= set(diag["models"])
-    [(_, p, v)] = [x for x in backtest.mapped_predictions(result, "m") if x[0] == "2025-03-01"]
     deciles = pd.DataFrame(diag["models"]["mapped_m"]["deciles"])
     assert deciles["mean_predicted"].mean() == pytest.approx(np.mean(v), rel=0.02)
     assert "mapped_m" not in inputs.diagnostics(result)["models"]

@@ -82,9 +82,12 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestConfig,
     retrain = cadence.recommend(ages)
     latest = result.models_at(max(result.predictions)) if result.predictions else []
     final = bt.final_blend(result, [m for m in latest if m != bt.BLEND])
-    maps = {m: {**vm, "horizon_days": bt_horizon} for m, vm in bt.value_maps(result, latest).items()}
-    result.metrics = pd.concat([result.metrics, bt.mapped_metrics(result, sorted(maps))],
+    maps, mapped = bt.value_maps(result, latest)
+    maps = {m: {**vm, "horizon_days": bt_horizon} for m, vm in maps.items()}
+    result.metrics = pd.concat([result.metrics, bt.mapped_metrics(result, mapped)],
                                ignore_index=True)  # leaderboard rows mapped_<name>, not candidates
+    newest = max(result.predictions) if result.predictions else None
+    plotted = {m: v[newest] for m, v in mapped.items() if maps[m]["kept"] and newest in v}
     board = leaderboard(result.metrics)
     inputs.write_json(inputs.evaluation_dir(warehouse_db.ltv_home) / inputs.RESULTS_FILE, {
         "run_id": context.run.run_id, "scoring_date": plan.scoring_date,
@@ -94,7 +97,7 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestConfig,
         "metrics": result.metrics.to_dict("records"), "leaderboard": board.to_dict("records"),
         "notes": notes, "blend_weights": result.blend_weights, "final_blend": final,
         "value_maps": maps, "gini_bootstrap": result.gini_bootstrap,
-        "diagnostics": inputs.diagnostics(result, sorted(m for m, vm in maps.items() if vm["kept"])),
+        "diagnostics": inputs.diagnostics(result, plotted),
         "total_ratio_bootstrap": result.ratio_bootstrap})
     for note in notes:
         context.log.info(note)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -104,18 +105,16 @@ def supervised_frames(data: list[backtest.OriginData], raw: dict[str, Any], hori
     return features, categorical
 
 
-def diagnostics(result: backtest.BacktestResult, mapped: list[str] = ()) -> dict[str, Any]:
+def diagnostics(result: backtest.BacktestResult,
+                mapped: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
     """Decile calibration, gains curve and error by customer age of every model at the latest
-    origin, and of the `mapped` models with their value map (MAPPED_PREFIX + name: the map
-    fitted at the origin before), as JSON-ready records."""
+    origin, and of the models in `mapped` (model -> its mapped forecast at the latest origin,
+    backtest.value_maps) as MAPPED_PREFIX + name, as JSON-ready records."""
     if not result.predictions:
         return {}
     latest = max(result.predictions)
-    pred = result.predictions[latest].copy()
-    for m in mapped:
-        for origin, _, v in backtest.mapped_predictions(result, m):
-            if origin == latest:
-                pred[backtest.MAPPED_PREFIX + m] = v
+    pred = result.predictions[latest].assign(
+        **{backtest.MAPPED_PREFIX + m: v for m, v in (mapped or {}).items()})
     models = backtest.candidates(pred)
     age = backtest.error_by_age(pred, models)
     return {"origin": latest, "error_by_age": age.to_dict("records"), "models": {
@@ -153,7 +152,7 @@ def champion_version(registry: ModelRegistry, sel: champion.Selection,
     cutoffs = [scoring_date.isoformat()]
     if sel.champion == backtest.BLEND:
         final = backtest.blend_from(res["final_blend"])
-        blend = backtest.blend_from(res["final_blend"], {m: registered[m].ref for m in final.weights})
+        blend = replace(final, refs={m: registered[m].ref for m in final.weights})
         return registry.register(blend, "blend", backtest.BLEND, {"weights": blend.weights},
                                  cutoffs, None, "", sel.metrics)
     if sel.champion not in registered:
