@@ -167,10 +167,9 @@ def champion_version(registry: ModelRegistry, sel: champion.Selection,
         if sel.champion not in backtest.BTYD_CANDIDATES or at_scoring_date is None:
             return version
         s = np.clip(at_scoring_date(version), 0.0, None)
-        powered = float((s ** vm["gamma"]).sum())
-        if powered <= 0:
+        if float((s ** vm["gamma"]).sum()) <= 0:
             return version
-        vm["k"] = float(vm["level"]) * float(s.sum()) / powered
+        vm["k"] = stack.map_k(s, float(vm["gamma"]), float(vm["level"]))
     return registry.register(backtest.mapped(sel.champion, vm, version.ref), "value_map",
                              backtest.MAPPED_PREFIX + sel.champion,
                              {k: vm.get(k) for k in ("gamma", "level", "k", "fitted_at", "horizon_days")},
