@@ -59,6 +59,11 @@ def test_backtest_leaderboard_has_every_family_over_three_origins(evaluated):
     assert "| mapped_pareto_gg " in board  # its backtest at the later origins, on the leaderboard
     mapped_origins = {r["origin"] for r in saved["metrics"] if r["model"] == "mapped_pareto_gg"}
     assert mapped_origins == set(saved["origins"][1:])
+    names = [r["model"] for r in saved["leaderboard"]]  # candidates and baselines first
+    first = next(i for i, n in enumerate(names) if n.startswith("mapped_"))
+    assert all(n.startswith("mapped_") for n in names[first:]) and first >= 8
+    for part in (saved["leaderboard"][:first], saved["leaderboard"][first:]):
+        assert [r["gini"] for r in part] == sorted((r["gini"] for r in part), reverse=True)
 
 
 def test_champion_pointer_is_set_to_a_model_trained_for_the_scoring_date(evaluated):

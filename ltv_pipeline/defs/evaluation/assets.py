@@ -26,11 +26,15 @@ LEADERBOARD_COLUMNS = ["model", "n_origins", "gini", "mae", "rmse", "wape", "spe
 
 
 def leaderboard(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean metrics per model, by Gini: the candidates and baselines first, then the
+    mapped_<name> rows (a candidate with its value map, at the origins after the first)."""
     wide = bt.pivot(table)
     if wide.empty:
         return pd.DataFrame(columns=LEADERBOARD_COLUMNS)
     cols = [c for c in LEADERBOARD_COLUMNS if c in wide.columns]
-    return wide[cols].sort_values("gini", ascending=False, ignore_index=True)
+    wide = wide.assign(_mapped=wide["model"].str.startswith(bt.MAPPED_PREFIX))
+    return wide.sort_values(["_mapped", "gini"], ascending=[True, False],
+                            ignore_index=True)[cols]
 
 
 class BacktestConfig(dg.Config):
