@@ -212,7 +212,7 @@ def top_decile_share(actual, predicted, share: float = 0.1) -> float:
     return float(np.interp(share, x, y))
 
 
-def _deciles(p: np.ndarray) -> np.ndarray:
+def prediction_deciles(p: np.ndarray) -> np.ndarray:
     """Prediction decile per position, 1 (lowest) .. 10 (highest); ties share a decile."""
     ranks = pd.Series(p).rank(method="average").to_numpy()
     return np.floor((ranks - 0.5) * 10 / p.size).astype(int) + 1
@@ -222,19 +222,25 @@ def decile_table(actual, predicted) -> pd.DataFrame:
     """One row per non-empty prediction decile (1 = lowest predictions, 10 = highest):
     decile, n, mean_predicted, mean_actual."""
     a, p = _arrays(actual=actual, predicted=predicted)
-    decile = _deciles(p)
+    decile = prediction_deciles(p)
     frame = pd.DataFrame({"decile": decile, "predicted": p, "actual": a})
     return (frame.groupby("decile", as_index=False)
             .agg(n=("actual", "size"), mean_predicted=("predicted", "mean"), mean_actual=("actual", "mean")))
 
 
-def decile_calibration_error(actual, predicted) -> float:
+def decile_calibration_error(actual, predicted, deciles: np.ndarray | None = None) -> float:
     """Mean over non-empty prediction deciles of |mean predicted - mean actual|, divided by the
-    overall mean actual. 0 = every decile calibrated."""
+    overall mean actual. 0 = every decile calibrated. deciles: prediction_deciles(predicted)
+    when the caller has it (a monotone map of a forecast keeps the forecast's deciles:
+    lib/stack's value map scores many maps of one forecast and ranks it once)."""
     a, p = _arrays(actual=actual, predicted=predicted)
     total = _total(a, "decile_calibration_error")
-    table = decile_table(a, p)
-    return float(np.mean(np.abs(table["mean_predicted"] - table["mean_actual"])) / (total / a.size))
+    d = prediction_deciles(p) if deciles is None else deciles
+    n = np.bincount(d, minlength=11)
+    used = n > 0
+    mean_p = np.bincount(d, weights=p, minlength=11)[used] / n[used]
+    mean_a = np.bincount(d, weights=a, minlength=11)[used] / n[used]
+    return float(np.mean(np.abs(mean_p - mean_a)) / (total / a.size))
 
 
 def interval_coverage(actual, p10, p90) -> float:
@@ -251,7 +257,7 @@ def share_above_p90(actual, p90, predicted=None) -> float:
     `predicted`, among the customers of its top decile only (where p90 matters most)."""
     a, hi = _arrays(actual=actual, p90=p90)
     if predicted is not None:
-        top = _deciles(_arrays(actual=actual, predicted=predicted)[1]) == 10
+        top = prediction_deciles(_arrays(actual=actual, predicted=predicted)[1]) == 10
         a, hi = a[top], hi[top]
         if not a.size:
             raise UndefinedMetricError("share_above_p90 of the top decile: no customer is in the "

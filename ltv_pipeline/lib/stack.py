@@ -170,6 +170,7 @@ def fit_value_map(actual: np.ndarray, score: np.ndarray, anchor: np.ndarray | No
                                "cutoff: identity"]
     top = max(levels)
     grid, rows = [], []
+    deciles = metrics.prediction_deciles(score)  # every map is monotone in score: the same deciles
     ratio = anchor_total / actual.sum() if anchor_ratio is None else float(anchor_ratio)
     lo, hi = RATIO_BAND
     for g in GAMMAS:
@@ -177,7 +178,7 @@ def fit_value_map(actual: np.ndarray, score: np.ndarray, anchor: np.ndarray | No
         for lv in levels:
             k = map_k(score, g, lv, anchor_total)
             err = float(np.mean(np.abs(actual - k * s)))
-            dce = metrics.decile_calibration_error(actual, k * s)
+            dce = metrics.decile_calibration_error(actual, k * s, deciles)
             band = lo <= lv * ratio <= hi
             grid.append((err, g, lv, k, dce <= MAX_MAP_DCE, band))
             rows.append(f"{g}/{lv}:{err:.4g}/{dce:.3g}{'' if band else '!'}")

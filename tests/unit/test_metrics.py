@@ -104,6 +104,23 @@ def test_decile_table_and_calibration_error_hand_worked():
     assert m.total_ratio(actual, 2 * actual) == pytest.approx(2.0)
 
 
+def test_calibration_error_with_a_forecasts_deciles_matches_for_its_monotone_maps():
+    rng = np.random.default_rng(4)
+    score = np.round(rng.gamma(0.5, 20.0, 5000), 1)  # ties, zeros among them
+    actual = rng.poisson(score / 10) * 12.0
+    deciles = m.prediction_deciles(score)
+    for gamma, k in ((1.0, 1.0), (1.4, 0.3), (2.0, 0.05)):
+        mapped = k * score ** gamma
+        assert m.decile_calibration_error(actual, mapped, deciles) == pytest.approx(
+            m.decile_calibration_error(actual, mapped), rel=1e-12)
+    table = m.decile_table(actual, score)  # the same means as the table's, by decile
+    by_table = np.mean(np.abs(table["mean_predicted"] - table["mean_actual"])) / actual.mean()
+    assert m.decile_calibration_error(actual, score) == pytest.approx(by_table, rel=1e-12)
+    # another forecast's deciles are another grouping: the shortcut is only for monotone maps
+    assert m.decile_calibration_error(actual, score, m.prediction_deciles(actual)) != pytest.approx(
+        m.decile_calibration_error(actual, score))
+
+
 def test_interval_coverage_counts_bounds_as_inside():
     # 1 in [0, 2] yes; 2 in [2.5, 3] no; 3 in [3, 3] yes; 4 in [5, 6] no
     assert m.interval_coverage([1, 2, 3, 4], [0, 2.5, 3, 5], [2, 3, 3, 6]) == 0.5
