@@ -36,6 +36,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -154,9 +155,19 @@ def _gbm_predictions(data: OriginData, cfg: BacktestConfig, notes: list[str]) ->
     return out
 
 
-def origin_predictions(data: OriginData, cfg: BacktestConfig) -> tuple[pd.DataFrame, list[str]]:
+class OriginPredictions(NamedTuple):
+    pred: pd.DataFrame  # user_id, T, actual, one column per candidate (p10/p90 of the GBM family)
+    notes: list[str]
+    models: dict[str, object]  # the BTYD models and rfm_stack fitted at the origin
+    scored: pd.DataFrame  # their customers' summary rows plus actual (lib/cadence's model ages)
+
+
+def origin_predictions(data: OriginData, cfg: BacktestConfig) -> OriginPredictions:
     """One row per customer with history at the origin and a complete label: user_id, T,
-    actual and one column per candidate (p10/p90 when the GBM family trained)."""
+    actual and one column per candidate (p10/p90 when the GBM family trained). The fitted
+    models and scored rows travel beside the frame, not in its attrs: pandas deep-copies a
+    frame's attrs into every Series taken from it and every result computed from those (at 1M
+    customers the backtest spent minutes copying fitted models inside clip())."""
     notes: list[str] = []
     summary = data.summary.assign(user_id=data.summary["user_id"].astype(str))
     labels = data.labels.assign(user_id=data.labels["user_id"].astype(str))
@@ -190,12 +201,9 @@ def origin_predictions(data: OriginData, cfg: BacktestConfig) -> tuple[pd.DataFr
             raise ValueError(f"origin {data.origin}: {int(missing.sum())} customer(s) lack "
                              "supervised features at the origin, e.g. "
                              f"{out.loc[missing, 'user_id'].head(3).tolist()}")
-    out = out.reset_index(drop=True)
-    out.attrs["models"] = fitted
-    out.attrs["scored"] = base[["user_id", "frequency", "recency", "T", "monetary_value",
-                                "revenue_total"]].assign(
+    scored = base[["user_id", "frequency", "recency", "T", "monetary_value", "revenue_total"]].assign(
         actual=base["value"].astype(float).to_numpy())
-    return out, notes
+    return OriginPredictions(out.reset_index(drop=True), notes, fitted, scored)
 
 
 def candidates(pred: pd.DataFrame) -> list[str]:
@@ -259,14 +267,13 @@ def run_backtest(origins: list[OriginData], cfg: BacktestConfig) -> BacktestResu
     ratio_boot: dict[str, dict[str, list[float]]] = {}
     for data in sorted(origins, key=lambda d: d.origin):
         tag = data.origin.isoformat()
-        pred, n = origin_predictions(data, cfg)
+        pred, n, fitted, scored_rows = origin_predictions(data, cfg)
         if len(pred) < 2 or not (pred["actual"] > 0).any():
             # nothing to rank (Gini, calibration and the ratio are undefined): not evidence
             notes.append(f"{tag}: skipped: {len(pred)} customer(s), {int((pred['actual'] > 0).sum())} "
                          "with value in the label window: nothing to rank")
             continue
-        models[tag] = pred.attrs.pop("models", {})
-        scored[tag] = pred.attrs.pop("scored")
+        models[tag], scored[tag] = fitted, scored_rows
         notes += n
         members, fit_on = blend_plan(history, candidates(pred))
         history.append(pred[["actual", *candidates(pred)]])
