@@ -143,13 +143,11 @@ def features(summary: pd.DataFrame, fits: dict[str, object], horizon_days: int) 
     })
 
 
-def map_k(score: np.ndarray, gamma: float, level: float, anchor_total: float | None = None) -> float:
-    """k of the value map v = k * score^gamma whose total is level x anchor_total (the
-    forecasts' own total when None); 1 when score^gamma sums to 0."""
-    score = np.clip(np.asarray(score, float), 0.0, None)
-    powered = float((score ** gamma).sum())
-    total = float(score.sum()) if anchor_total is None else float(anchor_total)
-    return level * total / powered if powered > 0 else 1.0
+def map_k(powered: np.ndarray, level: float, total: float) -> float:
+    """k of the value map v = k * powered (powered = score^gamma, computed once by the caller)
+    whose total is level x total; 1 when powered sums to 0."""
+    mass = float(np.sum(powered))
+    return level * float(total) / mass if mass > 0 else 1.0
 
 
 def fit_value_map(actual: np.ndarray, score: np.ndarray, anchor: np.ndarray | None = None,
@@ -176,14 +174,14 @@ def fit_value_map(actual: np.ndarray, score: np.ndarray, anchor: np.ndarray | No
     for g in GAMMAS:
         s = score ** g
         for lv in levels:
-            k = map_k(score, g, lv, anchor_total)
+            k = map_k(s, lv, anchor_total)
             err = float(np.mean(np.abs(actual - k * s)))
             dce = metrics.decile_calibration_error(actual, k * s, deciles)
             band = lo <= lv * ratio <= hi
             grid.append((err, g, lv, k, dce <= MAX_MAP_DCE, band))
             rows.append(f"{g}/{lv}:{err:.4g}/{dce:.3g}{'' if band else '!'}")
     ok = [c for c in grid if c[4] and c[5]] or [c for c in grid if c[4] and c[2] == top]
-    best = min(ok) if ok else (np.inf, 1.0, top, map_k(score, 1.0, top, anchor_total))
+    best = min(ok) if ok else (np.inf, 1.0, top, map_k(score, top, anchor_total))
     return best[1], best[2], best[3], [
         f"value map gamma {best[1]} level {best[2]} (anchor total {ratio:.3g} x realised; "
         f"on the newest cutoff gamma/level:MAE/decile error, ! = total outside RATIO_BAND: {' '.join(rows)})"]
@@ -432,7 +430,7 @@ def train_stack(days: pd.DataFrame, as_of: date, horizon_days: int,
     summary = summary_at(days, as_of)
     fits = fit_btyd(summary, as_of)
     X = features(summary, fits, h)
-    k = map_k(booster.predict(X), gamma, level, float(base_value(X).sum()))
+    k = map_k(booster.predict(X) ** gamma, level, float(base_value(X).sum()))
     return RFMStack(as_of.isoformat(), horizon_days, h, fits, booster, family,
                     gamma, k, [c.isoformat() for c in cutoffs], notes,
                     dict(zip(summary["user_id"].astype(str), summary["revenue_total"].astype(float))))

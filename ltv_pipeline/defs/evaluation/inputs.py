@@ -167,9 +167,10 @@ def champion_version(registry: ModelRegistry, sel: champion.Selection,
         if sel.champion not in backtest.BTYD_CANDIDATES or at_scoring_date is None:
             return version
         s = np.clip(at_scoring_date(version), 0.0, None)
-        if float((s ** vm["gamma"]).sum()) <= 0:
+        powered = s ** float(vm["gamma"])
+        if float(powered.sum()) <= 0:
             return version
-        vm["k"] = stack.map_k(s, float(vm["gamma"]), float(vm["level"]))
+        vm["k"] = stack.map_k(powered, float(vm["level"]), float(s.sum()))
     return registry.register(backtest.mapped(sel.champion, vm, version.ref), "value_map",
                              backtest.MAPPED_PREFIX + sel.champion,
                              {k: vm.get(k) for k in ("gamma", "level", "k", "fitted_at", "horizon_days")},
