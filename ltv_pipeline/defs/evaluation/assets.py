@@ -84,13 +84,13 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestConfig,
     notes += result.notes
     ages = cadence.age_table(result.models, result.scored, bt_horizon)
     retrain = cadence.recommend(ages)
-    latest = result.models_at(max(result.predictions)) if result.predictions else []
+    newest = max(result.predictions) if result.predictions else None
+    latest = result.models_at(newest) if newest else []
     final = bt.final_blend(result, [m for m in latest if m != bt.BLEND])
     maps, mapped = bt.value_maps(result, latest)
     maps = {m: {**vm, "horizon_days": bt_horizon} for m, vm in maps.items()}
     result.metrics = pd.concat([result.metrics, bt.mapped_metrics(result, mapped)],
                                ignore_index=True)  # leaderboard rows mapped_<name>, not candidates
-    newest = max(result.predictions) if result.predictions else None
     plotted = {m: v[newest] for m, v in mapped.items() if maps[m]["kept"] and newest in v}
     board = leaderboard(result.metrics)
     inputs.write_json(inputs.evaluation_dir(warehouse_db.ltv_home) / inputs.RESULTS_FILE, {
