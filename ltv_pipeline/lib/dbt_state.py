@@ -13,6 +13,13 @@ The training build records the same fingerprint when it builds every upstream mo
 `ltv predict` and `make demo` runs score right after it: they no longer rebuild the day table
 a second time). The dates of a scoring build travel in a table (request_cutoffs), not in
 dbt's --vars.
+
+Per date, the per-cutoff marts' rows of every user known at it (a scoring date: not a training
+sample) are recorded with the fingerprint and the decay half-life they were built from and
+their row counts (record_cutoffs, by the training build for its scoring date and by every
+scoring build). A scoring build of a date whose record still holds (current_cutoffs: the same
+inputs and half-life, the same row counts in both marts) skips dbt: `ltv predict` and
+`make demo` score the date the training build has just built.
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ SCORING_CUTOFFS_TABLE = f"{STATE_SCHEMA}.scoring_cutoffs"
 
 # The models a scoring build builds for its dates; every model they read is upstream.
 PER_CUTOFF_MODELS = ("int_cutoffs_planned", "customer_features", "customer_btyd_summary")
+PER_CUTOFF_MARTS = ("marts.customer_features", "marts.customer_btyd_summary")
+CUTOFFS_BUILT_TABLE = f"{STATE_SCHEMA}.cutoffs_built"
 
 
 def upstream_models(manifest_path: Path) -> frozenset[str]:
@@ -110,3 +119,45 @@ def request_cutoffs(con: duckdb.DuckDBPyConnection, days: list[str]) -> str:
     con.execute(f"create or replace table {SCORING_CUTOFFS_TABLE} (cutoff_date date)")
     con.executemany(f"insert into {SCORING_CUTOFFS_TABLE} values (?)", [[d] for d in parsed])
     return SCORING_CUTOFFS_TABLE
+
+
+def _row_counts(con: duckdb.DuckDBPyConnection, days: list[date]) -> dict[date, tuple[int, ...]]:
+    """Per date: its row count in each of PER_CUTOFF_MARTS (0 where absent)."""
+    counts: dict[date, list[int]] = {d: [0] * len(PER_CUTOFF_MARTS) for d in days}
+    for i, mart in enumerate(PER_CUTOFF_MARTS):
+        for day, n in con.execute(f"select cutoff_date, count(*) from {mart} "
+                                  "where list_contains(?, cutoff_date) group by 1", [days]).fetchall():
+            counts[day][i] = n
+    return {d: tuple(c) for d, c in counts.items()}
+
+
+def record_cutoffs(con: duckdb.DuckDBPyConnection, days: list[str | date], inputs: str,
+                   half_life: float) -> None:
+    """Record that the per-cutoff marts hold the rows of every user known at each date of
+    `days`, built from the upstream inputs with fingerprint `inputs` and the decay half-life
+    `half_life`, with their row counts now (replacing the dates' earlier records)."""
+    parsed = sorted({date.fromisoformat(str(d)) for d in days})
+    con.execute(f"create schema if not exists {STATE_SCHEMA}")
+    con.execute(f"create table if not exists {CUTOFFS_BUILT_TABLE} (cutoff_date date primary key, "
+                "fingerprint varchar, decay_half_life_days double, row_counts varchar)")
+    rows = [[d, inputs, float(half_life), json.dumps(n)] for d, n in _row_counts(con, parsed).items()]
+    con.executemany(f"insert or replace into {CUTOFFS_BUILT_TABLE} values (?, ?, ?, ?)", rows)
+
+
+def current_cutoffs(con: duckdb.DuckDBPyConnection, days: list[str | date], inputs: str,
+                    half_life: float) -> list[str]:
+    """The dates of `days` ('YYYY-MM-DD') whose record (record_cutoffs) has this fingerprint and
+    half-life and whose row counts in the marts are still the recorded ones: their rows are what
+    a scoring build would write again."""
+    parsed = sorted({date.fromisoformat(str(d)) for d in days})
+    try:
+        recorded = {d: json.loads(n) for d, f, h, n in con.execute(
+            f"select cutoff_date, fingerprint, decay_half_life_days, row_counts from {CUTOFFS_BUILT_TABLE} "
+            "where list_contains(?, cutoff_date)", [parsed]).fetchall()
+            if f == inputs and h == float(half_life)}
+    except duckdb.CatalogException:
+        return []
+    if not recorded:
+        return []
+    now = _row_counts(con, sorted(recorded))
+    return [d.isoformat() for d, n in sorted(recorded.items()) if tuple(n) == now[d] and all(now[d])]

@@ -13,16 +13,20 @@ from datetime import date
 import duckdb
 import pandas as pd
 
+from ltv_pipeline.lib.dbt_vars import DEFAULT_DECAY_HALF_LIFE_DAYS
+
 
 @dataclass(frozen=True)
 class BuiltPlan:
-    """The cutoffs the last dbt build made, by role, and the horizon of its labels."""
+    """The cutoffs the last dbt build made, by role, the horizon of its labels and the
+    half-life of its decayed spend feature (a scoring build computes its features with it)."""
 
     horizon_days: int
     scoring_date: date
     train_cutoffs: tuple[date, ...]
     backtest_origins: tuple[date, ...]
     all_cutoffs: tuple[date, ...]
+    decay_half_life_days: float = DEFAULT_DECAY_HALF_LIFE_DAYS
 
     def train_cutoffs_before(self, origin: date) -> tuple[date, ...]:
         """Cutoffs whose label window [C + 1, C + 1 + H) ends on or before origin + 1 day,
@@ -42,6 +46,9 @@ def read_plan(con: duckdb.DuckDBPyConnection) -> BuiltPlan:
         train_cutoffs=as_dates(plan["is_train_cutoff"]),
         backtest_origins=as_dates(plan["is_backtest_origin"]),
         all_cutoffs=as_dates(plan["cutoff_date"].notna()),
+        # a plan built before the column existed was built with the default
+        decay_half_life_days=float(plan["decay_half_life_days"].iloc[0])
+        if "decay_half_life_days" in plan else DEFAULT_DECAY_HALF_LIFE_DAYS,
     )
 
 

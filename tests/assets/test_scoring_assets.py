@@ -154,10 +154,20 @@ def test_online_scoring_returns_what_the_batch_partition_wrote(trained):
     assert unknown["predicted_value"] == pytest.approx(batch.loc[batch["cold_start"], "predicted_value"].mean())
 
 
-def upstream_rebuilt(result: dg.ExecuteInProcessResult) -> bool:
+def features_metadata(result: dg.ExecuteInProcessResult) -> dict:
     [mat] = [m for m in result.get_asset_materialization_events()
              if m.asset_key == dg.AssetKey("scoring_features")]
-    return mat.materialization.metadata["upstream_models_rebuilt"].value
+    return {k: v.value for k, v in mat.materialization.metadata.items()}
+
+
+def upstream_rebuilt(result: dg.ExecuteInProcessResult) -> bool:
+    return features_metadata(result)["upstream_models_rebuilt"]
+
+
+def features_at(home: Path, day: str) -> pd.DataFrame:
+    with warehouse.connect(home / "warehouse.duckdb", read_only=True) as con:
+        return con.execute(f"select * from marts.customer_features where cutoff_date = date '{day}' "
+                           "order by user_id").df()
 
 
 def test_the_training_build_records_the_upstream_models_it_built(trained):
@@ -167,6 +177,28 @@ def test_the_training_build_records_the_upstream_models_it_built(trained):
     assert AFTER_TRAINING["recorded"] == AFTER_TRAINING["inputs"]
     assert dbt_state.upstream_models(settings.dbt_target_dir() / "manifest.json") >= {
         "stg_raw__transactions", "int_user_days_aggregated"}
+
+
+def test_the_training_builds_scoring_date_is_scored_without_building_it_again(trained):
+    """As in `ltv predict`: the full pipeline built AS_OF's features for every user; its
+    scoring partition scores them without a dbt run. Once its rows no longer match the record
+    (one deleted), the partition builds them again: the same rows the training build wrote."""
+    trained_rows = features_at(trained, AS_OF)
+    first = score({"dagster/partition": AS_OF})
+    assert features_metadata(first)["features_reused"] is True
+    assert features_metadata(first)["decay_half_life_days"] == 90
+    scored = scores.read_partition(trained / "warehouse.duckdb", AS_OF).set_index("user_id").sort_index()
+    assert len(scored) == len(trained_rows) == known_users(trained, AS_OF)
+
+    with warehouse.connect(trained / "warehouse.duckdb") as con:
+        con.execute(f"delete from marts.customer_features where cutoff_date = date '{AS_OF}' "
+                    f"and user_id = '{trained_rows['user_id'].iloc[0]}'")
+    again = score({"dagster/partition": AS_OF})
+    assert features_metadata(again)["features_reused"] is False
+    pd.testing.assert_frame_equal(features_at(trained, AS_OF), trained_rows)
+    rescored = scores.read_partition(trained / "warehouse.duckdb", AS_OF).set_index("user_id").sort_index()
+    pd.testing.assert_frame_equal(rescored.drop(columns="scored_at"), scored.drop(columns="scored_at"))
+    assert features_metadata(score({"dagster/partition": AS_OF}))["features_reused"] is True
 
 
 def test_scoring_rebuilds_the_upstream_models_only_when_the_raw_tables_changed(trained):

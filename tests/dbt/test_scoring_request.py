@@ -3,10 +3,12 @@ cutoffs_table), so its --vars are the same for every date, and run_dbt hands eac
 the parse state of the last build with those vars: dbt parses again only what changed instead
 of the whole project. Same hand-made log as test_marts_on_fixture.py."""
 
+import numpy as np
+import pandas as pd
 import pytest
-from test_marts_on_fixture import D, write
+from test_marts_on_fixture import D, features, write
 
-from ltv_pipeline.lib import dbt_state, warehouse
+from ltv_pipeline.lib import dbt_state, marts, warehouse
 from ltv_pipeline.lib.dbt_project import parse_cache_path, run_dbt
 from ltv_pipeline.lib.dbt_vars import dbt_vars, vars_for_scoring
 
@@ -15,10 +17,10 @@ SELECT = ["build", "--select", "+customer_features +customer_btyd_summary",
 FULL_PARSE = "Unable to do partial parsing"
 
 
-def score_build(wh, days, target):
+def score_build(wh, days, target, **kwargs):
     with warehouse.connect(wh.path) as con:
         table = dbt_state.request_cutoffs(con, days)
-    return run_dbt(SELECT, vars_for_scoring(table, 30), target_path=target)
+    return run_dbt(SELECT, vars_for_scoring(table, 30, **kwargs), target_path=target)
 
 
 def days_in(wh, table: str) -> list[str]:
@@ -54,3 +56,36 @@ def test_request_and_vars_refuse_what_dbt_could_not_read(dbt_warehouse):
             dbt_state.request_cutoffs(con, ["2024/03/01"])
     with pytest.raises(ValueError, match="schema.table"):
         vars_for_scoring("ltv_state.x; drop table raw.users", 30)
+
+
+def test_the_plan_keeps_its_half_life_and_a_scoring_build_with_it_writes_the_training_rows(
+        dbt_warehouse, write_raw_tables):
+    """The models learn decayed_revenue with the training build's half-life; the scoring
+    partitions read it from the plan (defs/scoring), so D's features are the ones the training
+    build wrote for D, and dbt_state's record of them holds until inputs, half-life or rows
+    change."""
+    write(dbt_warehouse, write_raw_tables)
+    dbt_warehouse.build(dbt_vars([D], 30, scoring_date=D, decay_half_life_days=7))
+    trained = features(dbt_warehouse)
+    with warehouse.connect(dbt_warehouse.path) as con:
+        plan = marts.read_plan(con)
+        dbt_state.record_cutoffs(con, [D], "inputs-a", plan.decay_half_life_days)
+        assert dbt_state.current_cutoffs(con, [D, "2024-03-30"], "inputs-a", 7) == [D]
+        assert dbt_state.current_cutoffs(con, [D], "inputs-b", 7) == []
+        assert dbt_state.current_cutoffs(con, [D], "inputs-a", 90) == []
+    assert plan.decay_half_life_days == 7
+    assert (trained["decayed_revenue"] > 0).any()
+
+    score_build(dbt_warehouse, [D], dbt_warehouse.home / "half1", decay_half_life_days=plan.decay_half_life_days)
+    pd.testing.assert_frame_equal(features(dbt_warehouse), trained)
+    score_build(dbt_warehouse, [D], dbt_warehouse.home / "half2")  # the default half-life, 90 days
+    other = features(dbt_warehouse)
+    assert not np.allclose(other["decayed_revenue"], trained["decayed_revenue"])
+    pd.testing.assert_frame_equal(other.drop(columns="decayed_revenue"), trained.drop(columns="decayed_revenue"))
+
+    # a row gone from one of the marts (a failed or sampled rebuild of D): the record no longer holds
+    with warehouse.connect(dbt_warehouse.path) as con:
+        assert dbt_state.current_cutoffs(con, [D], "inputs-a", 7) == [D]
+        con.execute(f"delete from marts.customer_btyd_summary where cutoff_date = date '{D}' and user_id = "
+                    f"(select min(user_id) from marts.customer_btyd_summary where cutoff_date = date '{D}')")
+        assert dbt_state.current_cutoffs(con, [D], "inputs-a", 7) == []

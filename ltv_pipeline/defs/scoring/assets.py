@@ -20,7 +20,7 @@ from ltv_pipeline.defs.transform.assets import data_span
 from ltv_pipeline.lib import (dbt_state, feature_exports, feature_store, lazy, marts, memory, plots, quality,
                               ranking, scores, scoring)
 from ltv_pipeline.lib.dbt_project import run_dbt, run_target
-from ltv_pipeline.lib.dbt_vars import vars_for_scoring
+from ltv_pipeline.lib.dbt_vars import DEFAULT_DECAY_HALF_LIFE_DAYS, vars_for_scoring
 from ltv_pipeline.lib.errors import InputError
 from ltv_pipeline.partitions import daily_partitions
 
@@ -59,14 +59,20 @@ def partition_days(context: dg.AssetExecutionContext) -> list[str]:
     return sorted(context.partition_keys)
 
 
-def training_horizon(warehouse_db: WarehouseResource, config: ScoringConfig) -> int:
-    if config.horizon_days:
-        return config.horizon_days
+def training_plan(warehouse_db: WarehouseResource) -> marts.BuiltPlan | None:
+    """The plan of the last training build (None before the first one)."""
     with warehouse_db.connect(read_only=True) as con:
         try:
-            return marts.read_plan(con).horizon_days
-        except Exception:  # no training build yet: the project default
-            return settings.DEFAULT_HORIZON_DAYS
+            return marts.read_plan(con)
+        except Exception:  # no training build yet
+            return None
+
+
+def training_horizon(plan: marts.BuiltPlan | None, config: ScoringConfig) -> int:
+    """The configured horizon, else the training plan's, else the project default."""
+    if config.horizon_days:
+        return config.horizon_days
+    return plan.horizon_days if plan else settings.DEFAULT_HORIZON_DAYS
 
 
 @dg.asset(
@@ -78,21 +84,63 @@ def scoring_features(
 ) -> dg.MaterializeResult:
     """The rows of cutoff D in marts.customer_features and marts.customer_btyd_summary (one row
     per user known at D), built by dbt with build_kind 'scoring' (the training plan is left
-    alone), then exported to the Feast sources. Re-building D replaces its rows."""
+    alone) with the training plan's decay half-life, then exported to the Feast sources.
+    Re-building D replaces its rows; dbt is not run when D's rows were built from the same
+    inputs already (lib/dbt_state.py: in `ltv predict`, by the training build just before)."""
     days = partition_days(context)
+    span = f"{days[0]}..{days[-1]}" if len(days) > 1 else days[0]
     first, last = data_span(warehouse_db)
     if date.fromisoformat(days[0]) < first:
         raise InputError(f"scoring date {days[0]} is before the first transaction date {first} "
                          f"(the data spans {first} to {last}): choose dates from {first} on")
-    horizon = training_horizon(warehouse_db, config)
+    plan = training_plan(warehouse_db)
+    horizon = training_horizon(plan, config)
+    # the half-life the models learnt the decayed spend feature with
+    half_life = plan.decay_half_life_days if plan else DEFAULT_DECAY_HALF_LIFE_DAYS
     started = time.perf_counter()
-    target = run_target(Path(warehouse_db.ltv_home), context.run.run_id)
     with warehouse_db.connect() as con:
         inputs = dbt_state.fingerprint(con, settings.DBT_PROJECT_DIR, settings.base_currency())
         upstream_current = dbt_state.recorded(con) == inputs
+        # every date's rows already built from these inputs (the training build's scoring date,
+        # as in `ltv predict`, or an earlier scoring build): dbt would write them again
+        reused = upstream_current and dbt_state.current_cutoffs(con, days, inputs, half_life) == days
         if not upstream_current:
             dbt_state.clear(con)
-        requested = dbt_state.request_cutoffs(con, days)
+        if not reused:
+            requested = dbt_state.request_cutoffs(con, days)
+    if reused:
+        context.log.info(f"the features of {span} were built from the same inputs "
+                         "(raw tables, dbt project, base currency, decay half-life): dbt not run")
+    else:
+        build_features(context, warehouse_db, days, requested, horizon, half_life, upstream_current)
+        with warehouse_db.connect() as con:
+            if not upstream_current:
+                dbt_state.record(con, inputs)
+            dbt_state.record_cutoffs(con, days, inputs, half_life)
+    dbt_seconds = time.perf_counter() - started
+    exported = feature_exports.export_cutoffs(warehouse_db.path, Path(warehouse_db.ltv_home), days)
+    with warehouse_db.connect(read_only=True) as con:
+        per_day = dict(con.execute(
+            "select strftime(cutoff_date, '%Y-%m-%d'), count(*) from marts.customer_features "
+            f"where cutoff_date in ({marts.in_list(days)}) group by 1 order by 1").fetchall())
+    return dg.MaterializeResult(metadata={
+        "scoring_dates": span,
+        "users_per_date": dg.MetadataValue.json(per_day),
+        "dagster/row_count": per_day.get(days[-1], 0),
+        "feast_rows_exported": dg.MetadataValue.json(exported),
+        "data_last_date": last.isoformat(),
+        "dbt_seconds": round(dbt_seconds, 2),
+        "upstream_models_rebuilt": not upstream_current,
+        "features_reused": reused,
+        "decay_half_life_days": half_life,
+    })
+
+
+def build_features(context: dg.AssetExecutionContext, warehouse_db: WarehouseResource, days: list[str],
+                   requested: str, horizon: int, half_life: float, upstream_current: bool) -> None:
+    """The dbt scoring build of `days` (their dates in the table `requested`)."""
+    target = run_target(Path(warehouse_db.ltv_home), context.run.run_id)
+    started = time.perf_counter()
     # while dbt works in its subprocess, import what the next steps need (the leakage check's
     # GX, the champion's lifetimes, the segment plot's matplotlib): ~2.5 s of a 1M partition
     lazy.prefetch(quality.gx_pandas, quality.gxe, "lifetimes", plots.plt)
@@ -100,34 +148,17 @@ def scoring_features(
     # unit tests check SQL logic, not data: the training build runs them
     done = run_dbt(["build", "--select", PER_CUTOFF_SELECT if upstream_current else SCORING_SELECT,
                     "--indirect-selection", "cautious", "--exclude-resource-type", "unit_test"],
-                   vars_for_scoring(requested, horizon), target)
-    with warehouse_db.connect() as con:
+                   vars_for_scoring(requested, horizon, decay_half_life_days=half_life), target)
+    with warehouse_db.connect(read_only=True) as con:
         planned = [r[0] for r in con.execute(
             "select strftime(cutoff_date, '%Y-%m-%d') from intermediate.int_cutoffs_scoring "
             "order by 1").fetchall()]
-        if planned != days:  # another build replaced the request meanwhile
-            raise dg.Failure(f"dbt planned the scoring dates {planned}, not {days}: "
-                             "another scoring build ran at the same time; re-run this one")
-        if not upstream_current:
-            dbt_state.record(con, inputs)
-    dbt_seconds = time.perf_counter() - started
-    context.log.info(f"dbt built cutoffs {days[0]}..{days[-1]} in {dbt_seconds:.1f} s "
+    if planned != days:  # another build replaced the request meanwhile
+        raise dg.Failure(f"dbt planned the scoring dates {planned}, not {days}: "
+                         "another scoring build ran at the same time; re-run this one")
+    context.log.info(f"dbt built cutoffs {days[0]}..{days[-1]} in {time.perf_counter() - started:.1f} s "
                      f"({'upstream models current' if upstream_current else 'upstream models rebuilt'}): "
                      f"{done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ''}")
-    exported = feature_exports.export_cutoffs(warehouse_db.path, Path(warehouse_db.ltv_home), days)
-    with warehouse_db.connect(read_only=True) as con:
-        per_day = dict(con.execute(
-            "select strftime(cutoff_date, '%Y-%m-%d'), count(*) from marts.customer_features "
-            f"where cutoff_date in ({marts.in_list(days)}) group by 1 order by 1").fetchall())
-    return dg.MaterializeResult(metadata={
-        "scoring_dates": f"{days[0]}..{days[-1]}" if len(days) > 1 else days[0],
-        "users_per_date": dg.MetadataValue.json(per_day),
-        "dagster/row_count": per_day.get(days[-1], 0),
-        "feast_rows_exported": dg.MetadataValue.json(exported),
-        "data_last_date": last.isoformat(),
-        "dbt_seconds": round(dbt_seconds, 2),
-        "upstream_models_rebuilt": not upstream_current,
-    })
 
 
 @dg.asset(
@@ -142,7 +173,7 @@ def ltv_scores(
     (with exploration slots), model, top LightGBM contributions (for the explain_top most
     valuable users) and cold_start. Re-scoring D replaces its rows in one transaction."""
     home = Path(warehouse_db.ltv_home)
-    horizon = training_horizon(warehouse_db, config)
+    horizon = training_horizon(training_plan(warehouse_db), config)
     summaries: dict[str, dict] = {}
     started = time.perf_counter()
     for day in partition_days(context):

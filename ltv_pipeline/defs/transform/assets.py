@@ -211,6 +211,9 @@ def build_dbt_assets() -> dg.AssetsDefinition:
         if inputs is not None and upstream <= selected:
             with warehouse_db.connect() as con:
                 dbt_state.record(con, inputs)
+                if set(dbt_state.PER_CUTOFF_MODELS) <= selected:  # every user's rows at D
+                    dbt_state.record_cutoffs(con, [plan.scoring_date], inputs,
+                                             dbt_vars["decay_half_life_days"])
         for event in held:
             key = _event_key(context, event)
             extra = counts.get(key.path[-1], {}) if key else {}
