@@ -509,7 +509,8 @@ def predict(fit: BTYDFit, spend_fit: SpendFit, summary: pd.DataFrame, horizon_da
     """Per customer: expected_purchases in [D + 1 day, D + 1 day + horizon_days), p_alive,
     expected_spend, predicted_value = expected_purchases * expected_spend, and model (the count
     model, or "historical_rate" where the fit failed or its forecast was not finite). All finite
-    and >= 0; notes on back-offs are in result.attrs["notes"]."""
+    and >= 0. The fits' back-offs are in fit.notes and spend_fit.notes; a frame carries no
+    attrs (pandas deep-copies them into every Series and result taken from it)."""
     check_summary(summary)
     if not np.isfinite(horizon_days) or horizon_days < 0:
         raise ValueError(f"horizon_days must be a finite number >= 0, got {horizon_days!r}")
@@ -522,11 +523,7 @@ def predict(fit: BTYDFit, spend_fit: SpendFit, summary: pd.DataFrame, horizon_da
     n, p_alive, source = _count_forecast(parts[0][0], summary, horizon)
     for part, mask in parts[1:]:
         n[mask], p_alive[mask], source[mask] = _count_forecast(part, summary[mask], horizon)
-    notes = [f"{int((source == FALLBACK).sum())} customer(s) forecast by the {FALLBACK} model"
-             ] if (source == FALLBACK).any() else []
     spend = spend_fit.expected_spend(summary)
-    out = pd.DataFrame({"user_id": summary["user_id"].to_numpy(), "expected_purchases": n,
-                        "p_alive": p_alive, "expected_spend": spend, "predicted_value": n * spend,
-                        "model": source})
-    out.attrs["notes"] = notes + (spend_fit.notes if spend_fit.fallback else [])
-    return out
+    return pd.DataFrame({"user_id": summary["user_id"].to_numpy(), "expected_purchases": n,
+                         "p_alive": p_alive, "expected_spend": spend, "predicted_value": n * spend,
+                         "model": source})
