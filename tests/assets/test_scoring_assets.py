@@ -155,9 +155,11 @@ def test_online_scoring_returns_what_the_batch_partition_wrote(trained):
 
 
 def features_metadata(result: dg.ExecuteInProcessResult) -> dict:
-    [mat] = [m for m in result.get_asset_materialization_events()
-             if m.asset_key == dg.AssetKey("scoring_features")]
-    return {k: v.value for k, v in mat.materialization.metadata.items()}
+    """The scoring_features materialization's metadata (a range's partitions share it)."""
+    mats = [m for m in result.get_asset_materialization_events()
+            if m.asset_key == dg.AssetKey("scoring_features")]
+    assert mats and all(m.materialization.metadata == mats[0].materialization.metadata for m in mats)
+    return {k: v.value for k, v in mats[0].materialization.metadata.items()}
 
 
 def upstream_rebuilt(result: dg.ExecuteInProcessResult) -> bool:
@@ -199,6 +201,31 @@ def test_the_training_builds_scoring_date_is_scored_without_building_it_again(tr
     rescored = scores.read_partition(trained / "warehouse.duckdb", AS_OF).set_index("user_id").sort_index()
     pd.testing.assert_frame_equal(rescored.drop(columns="scored_at"), scored.drop(columns="scored_at"))
     assert features_metadata(score({"dagster/partition": AS_OF}))["features_reused"] is True
+
+    # a range with one date built and one not: dbt builds only the other
+    before = "2025-06-29"
+    both = features_metadata(score({"dagster/asset_partition_range_start": before,
+                                    "dagster/asset_partition_range_end": AS_OF}))
+    assert both["features_reused"] is False and both["dates_reused"] == 1
+    assert both["users_per_date"] == {d: known_users(trained, d) for d in (before, AS_OF)}
+    pd.testing.assert_frame_equal(features_at(trained, AS_OF), trained_rows)
+
+    # models trained with another half-life (as a training build with decay_half_life_days 30
+    # records in its plan): the partition is built again, with that half-life
+    def set_half_life(days: float) -> None:
+        with warehouse.connect(trained / "warehouse.duckdb") as con:
+            con.execute(f"update intermediate.int_cutoffs_planned set decay_half_life_days = {days}")
+    set_half_life(30)
+    try:
+        other = features_metadata(score({"dagster/partition": AS_OF}))
+        rows = features_at(trained, AS_OF)
+    finally:
+        set_half_life(90)
+    assert other["features_reused"] is False and other["decay_half_life_days"] == 30
+    assert (rows["decayed_revenue"] < trained_rows["decayed_revenue"]).any()
+    pd.testing.assert_frame_equal(rows.drop(columns="decayed_revenue"), trained_rows.drop(columns="decayed_revenue"))
+    score({"dagster/partition": AS_OF})  # back to the features the models learnt
+    pd.testing.assert_frame_equal(features_at(trained, AS_OF), trained_rows)
 
 
 def test_scoring_rebuilds_the_upstream_models_only_when_the_raw_tables_changed(trained):

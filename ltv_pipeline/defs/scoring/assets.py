@@ -85,8 +85,8 @@ def scoring_features(
     """The rows of cutoff D in marts.customer_features and marts.customer_btyd_summary (one row
     per user known at D), built by dbt with build_kind 'scoring' (the training plan is left
     alone) with the training plan's decay half-life, then exported to the Feast sources.
-    Re-building D replaces its rows; dbt is not run when D's rows were built from the same
-    inputs already (lib/dbt_state.py: in `ltv predict`, by the training build just before)."""
+    Re-building D replaces its rows; a date whose rows were built from the same inputs already
+    is not built again (lib/dbt_state.py: in `ltv predict`, the training build just built D)."""
     days = partition_days(context)
     span = f"{days[0]}..{days[-1]}" if len(days) > 1 else days[0]
     first, last = data_span(warehouse_db)
@@ -101,22 +101,24 @@ def scoring_features(
     with warehouse_db.connect() as con:
         inputs = dbt_state.fingerprint(con, settings.DBT_PROJECT_DIR, settings.base_currency())
         upstream_current = dbt_state.recorded(con) == inputs
-        # every date's rows already built from these inputs (the training build's scoring date,
-        # as in `ltv predict`, or an earlier scoring build): dbt would write them again
-        reused = upstream_current and dbt_state.current_cutoffs(con, days, inputs, half_life) == days
+        # the dates whose rows were built from these inputs already (the training build's
+        # scoring date, as in `ltv predict`, or an earlier scoring build): dbt builds the others
+        reused = dbt_state.current_cutoffs(con, days, inputs, half_life) if upstream_current else []
+        todo = [d for d in days if d not in reused]
         if not upstream_current:
             dbt_state.clear(con)
-        if not reused:
-            requested = dbt_state.request_cutoffs(con, days)
+        if todo:
+            requested = dbt_state.request_cutoffs(con, todo)
     if reused:
-        context.log.info(f"the features of {span} were built from the same inputs "
-                         "(raw tables, dbt project, base currency, decay half-life): dbt not run")
-    else:
-        build_features(context, warehouse_db, days, requested, horizon, half_life, upstream_current)
+        context.log.info(f"the features of {len(reused)} of the {len(days)} date(s) ({', '.join(reused[:3])}"
+                         f"{', ...' if len(reused) > 3 else ''}) were built from the same inputs (raw "
+                         "tables, dbt project, base currency, decay half-life): not built again")
+    if todo:
+        build_features(context, warehouse_db, todo, requested, horizon, half_life, upstream_current)
         with warehouse_db.connect() as con:
             if not upstream_current:
                 dbt_state.record(con, inputs)
-            dbt_state.record_cutoffs(con, days, inputs, half_life)
+            dbt_state.record_cutoffs(con, todo, inputs, half_life)
     dbt_seconds = time.perf_counter() - started
     exported = feature_exports.export_cutoffs(warehouse_db.path, Path(warehouse_db.ltv_home), days)
     with warehouse_db.connect(read_only=True) as con:
@@ -131,7 +133,8 @@ def scoring_features(
         "data_last_date": last.isoformat(),
         "dbt_seconds": round(dbt_seconds, 2),
         "upstream_models_rebuilt": not upstream_current,
-        "features_reused": reused,
+        "features_reused": not todo,  # no dbt run
+        "dates_reused": len(reused),
         "decay_half_life_days": half_life,
     })
 
@@ -156,7 +159,7 @@ def build_features(context: dg.AssetExecutionContext, warehouse_db: WarehouseRes
     if planned != days:  # another build replaced the request meanwhile
         raise dg.Failure(f"dbt planned the scoring dates {planned}, not {days}: "
                          "another scoring build ran at the same time; re-run this one")
-    context.log.info(f"dbt built cutoffs {days[0]}..{days[-1]} in {time.perf_counter() - started:.1f} s "
+    context.log.info(f"dbt built {len(days)} date(s) {days[0]}..{days[-1]} in {time.perf_counter() - started:.1f} s "
                      f"({'upstream models current' if upstream_current else 'upstream models rebuilt'}): "
                      f"{done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ''}")
 
