@@ -46,6 +46,19 @@ def _home(work: Path) -> Path:
 
 def _score(first: date, last: date) -> None:
     import dagster as dg
+    import duckdb
+
+    from ltv_pipeline import settings
+    from ltv_pipeline.lib import dbt_state, warehouse
+
+    # each date as on the day it is first scored: a re-run of the stage in the same work dir
+    # would otherwise find the dates' rows current and skip their dbt build (lib/dbt_state.py)
+    with warehouse.connect(settings.warehouse_path()) as con:
+        try:
+            con.execute(f"delete from {dbt_state.CUTOFFS_BUILT_TABLE} where cutoff_date between ? and ?",
+                        [first, last])
+        except duckdb.CatalogException:  # nothing recorded yet
+            pass
 
     from ltv_pipeline.definitions import defs
 
