@@ -17,9 +17,9 @@ dbt's --vars.
 Per date, the per-cutoff marts' rows of every user known at it (a scoring date: not a training
 sample) are recorded with the fingerprint and the decay half-life they were built from and
 their row counts (record_cutoffs, by the training build for its scoring date and by every
-scoring build). A scoring build of a date whose record still holds (current_cutoffs: the same
-inputs and half-life, the same row counts in both marts) skips dbt: `ltv predict` and
-`make demo` score the date the training build has just built.
+scoring build). A scoring build leaves out the dates whose record still holds (current_cutoffs:
+the same inputs and half-life, the same row counts in both marts) and runs no dbt when that is
+all of them: `ltv predict` and `make demo` score the date the training build has just built.
 """
 
 from __future__ import annotations
