@@ -18,8 +18,9 @@ from ltv_pipeline.lib.dbt_vars import DEFAULT_DECAY_HALF_LIFE_DAYS
 
 @dataclass(frozen=True)
 class BuiltPlan:
-    """The cutoffs the last dbt build made, by role, the horizon of its labels and the
-    half-life of its decayed spend feature (a scoring build computes its features with it)."""
+    """The cutoffs the last dbt build made, by role, the horizon of its labels, the half-life
+    of its decayed spend feature (a scoring build computes its features with it) and the
+    currency of its amounts (None: a plan from before the column)."""
 
     horizon_days: int
     scoring_date: date
@@ -27,6 +28,7 @@ class BuiltPlan:
     backtest_origins: tuple[date, ...]
     all_cutoffs: tuple[date, ...]
     decay_half_life_days: float = DEFAULT_DECAY_HALF_LIFE_DAYS
+    base_currency: str | None = None
 
     def train_cutoffs_before(self, origin: date) -> tuple[date, ...]:
         """Cutoffs whose label window [C + 1, C + 1 + H) ends on or before origin + 1 day,
@@ -49,6 +51,7 @@ def read_plan(con: duckdb.DuckDBPyConnection) -> BuiltPlan:
         # a plan built before the column existed was built with the default
         decay_half_life_days=float(plan["decay_half_life_days"].iloc[0])
         if "decay_half_life_days" in plan else DEFAULT_DECAY_HALF_LIFE_DAYS,
+        base_currency=str(plan["base_currency"].iloc[0]) if "base_currency" in plan else None,
     )
 
 

@@ -130,6 +130,23 @@ def test_scoring_a_date_before_the_data_is_refused(trained):
     assert "before the first transaction date" in str(failure.event_specific_data.error)
 
 
+def test_scoring_in_another_base_currency_than_the_training_build_is_refused(trained, monkeypatch):
+    from ltv_pipeline.definitions import defs
+
+    with warehouse.connect(trained / "warehouse.duckdb", read_only=True) as con:
+        assert marts.read_plan(con).base_currency == settings.base_currency() == "USD"
+    monkeypatch.setenv("LTV_BASE_CURRENCY", "EUR")
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = defs.resolve_job_def("score_job").execute_in_process(
+            instance=instance, partition_key="2025-07-20", raise_on_error=False,
+            asset_selection=[dg.AssetKey("scoring_features")])
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = str(failure.event_specific_data.error)
+    assert "trained on amounts in USD" in message and "LTV_BASE_CURRENCY=USD" in message
+    assert "2025-07-20" not in scores.partition_counts(trained / "warehouse.duckdb")
+
+
 def test_online_scoring_returns_what_the_batch_partition_wrote(trained):
     from ltv_pipeline.definitions import defs
     from ltv_pipeline.lib.scoring import OUTPUT_COLUMNS, score_online

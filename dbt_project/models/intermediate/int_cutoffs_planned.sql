@@ -1,7 +1,9 @@
 {#- The cutoffs to build and the time rule's bounds for each, from vars (cutoffs,
-    scoring_date, backtest_origins, train_cutoffs, horizon_days), and the half-life of the
-    decayed spend feature the build used (decay_half_life_days: a scoring build reads the
-    training plan's, so the features it scores are computed as the ones the models learnt). For a cutoff D and horizon H:
+    scoring_date, backtest_origins, train_cutoffs, horizon_days), and what the build's amounts
+    and features were computed with: the half-life of the decayed spend feature
+    (decay_half_life_days: a scoring build reads the training plan's, so the features it scores
+    are computed as the ones the models learnt) and the base currency (base_currency: scoring
+    refuses another one). For a cutoff D and horizon H:
       history     = ts < history_end_ts                  (D + 1 day)
       label window = [label_start_ts, label_end_ts)       ([D + 1 day, D + 1 day + H days))
     Every per-cutoff model reads these columns instead of re-deriving the rule.
@@ -45,6 +47,7 @@ bounds as (
         planned.cutoff_date,
         {{ horizon }} as horizon_days,
         cast({{ var('decay_half_life_days') | float }} as {{ ltv_type_double() }}) as decay_half_life_days,
+        '{{ var("base_currency") }}' as base_currency,
         cast({{ dbt.dateadd('day', 1, 'planned.cutoff_date') }} as date) as history_end_date,
         cast({{ dbt.dateadd('day', 1 + horizon, 'planned.cutoff_date') }} as date)
             as label_end_date,
@@ -61,6 +64,7 @@ final as (
         bounds.cutoff_date,
         bounds.horizon_days,
         bounds.decay_half_life_days,
+        bounds.base_currency,
         bounds.history_end_date,
         cast(bounds.history_end_date as {{ dbt.type_timestamp() }}) as history_end_ts,
         bounds.history_end_date as label_start_date,

@@ -94,12 +94,20 @@ def scoring_features(
         raise InputError(f"scoring date {days[0]} is before the first transaction date {first} "
                          f"(the data spans {first} to {last}): choose dates from {first} on")
     plan = training_plan(warehouse_db)
+    currency = settings.base_currency()
+    if plan and plan.base_currency and plan.base_currency != currency:
+        raise InputError(f"the models were trained on amounts in {plan.base_currency} (the training plan, "
+                         f"intermediate.int_cutoffs_planned) and the base currency is now {currency} "
+                         "(LTV_BASE_CURRENCY, else the last load's): scoring would feed amounts in "
+                         f"{currency} to models fitted on amounts in {plan.base_currency}. "
+                         f"Retrain (`ltv demo`, `ltv predict` or the full pipeline) in {currency}, or set "
+                         f"LTV_BASE_CURRENCY={plan.base_currency}")
     horizon = training_horizon(plan, config)
     # the half-life the models learnt the decayed spend feature with
     half_life = plan.decay_half_life_days if plan else DEFAULT_DECAY_HALF_LIFE_DAYS
     started = time.perf_counter()
     with warehouse_db.connect() as con:
-        inputs = dbt_state.fingerprint(con, settings.DBT_PROJECT_DIR, settings.base_currency())
+        inputs = dbt_state.fingerprint(con, settings.DBT_PROJECT_DIR, currency)
         upstream_current = dbt_state.recorded(con) == inputs
         # the dates whose rows were built from these inputs already (the training build's
         # scoring date, as in `ltv predict`, or an earlier scoring build): dbt builds the others
