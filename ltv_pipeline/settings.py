@@ -165,6 +165,25 @@ def train_max_users() -> int:
     return int(raw)
 
 
+# User-dates per dbt scoring build: customer_features aggregates every user's history once per
+# date in one hash aggregate (~2 KB of state per user-date); past DuckDB's memory limit it
+# spills, and a 30-date backfill at 1M users ran at 2-3x the time per date of a single date.
+# A longer range is built in consecutive dbt runs of at most this many user-dates.
+SCORING_BUILD_MAX_USER_DATES = 3_000_000
+
+
+def scoring_build_max_user_dates() -> int:
+    """LTV_SCORING_BUILD_MAX_USER_DATES if set, else SCORING_BUILD_MAX_USER_DATES."""
+    raw = os.environ.get("LTV_SCORING_BUILD_MAX_USER_DATES", "").strip()
+    if not raw:
+        return SCORING_BUILD_MAX_USER_DATES
+    if not raw.isdigit() or int(raw) < 1:
+        from ltv_pipeline.lib.errors import InputError
+
+        raise InputError(f"LTV_SCORING_BUILD_MAX_USER_DATES={raw!r}: give a whole number >= 1")
+    return int(raw)
+
+
 def compute_threads() -> int:
     """Threads for LightGBM: LTV_THREADS if set, else the CPUs this process may run on (a
     fixed 2 left a bigger machine idle). DuckDB picks its own."""

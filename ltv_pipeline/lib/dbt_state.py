@@ -161,3 +161,17 @@ def current_cutoffs(con: duckdb.DuckDBPyConnection, days: list[str | date], inpu
         return []
     now = _row_counts(con, sorted(recorded))
     return [d.isoformat() for d, n in sorted(recorded.items()) if tuple(n) == now[d] and all(now[d])]
+
+
+def known_users(con: duckdb.DuckDBPyConnection) -> int:
+    """Distinct users in the raw tables: an upper bound on the users a scoring date covers."""
+    return int(con.execute(
+        "select count(distinct user_id) from (select user_id from raw.transactions union all "
+        "select user_id from raw.users union all select user_id from raw.events)").fetchone()[0])
+
+
+def batches(days: list[str], users: int, max_user_dates: int) -> list[list[str]]:
+    """`days` in consecutive batches of at most max_user_dates // users dates (at least one):
+    the dates of one dbt scoring build (settings.SCORING_BUILD_MAX_USER_DATES)."""
+    size = max(1, max_user_dates // max(users, 1))
+    return [days[i:i + size] for i in range(0, len(days), size)]

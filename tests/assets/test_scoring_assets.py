@@ -92,11 +92,17 @@ def test_a_partition_scored_twice_keeps_one_row_per_user(trained):
     assert scores.thresholds(trained / "warehouse.duckdb", day)["high"] > 0
 
 
-def test_a_seven_day_backfill_is_one_run_with_seven_partitions(trained):
+def test_a_seven_day_backfill_is_one_run_with_seven_partitions(trained, monkeypatch):
     with warehouse.connect(trained / "warehouse.duckdb", read_only=True) as con:
         plan_before = marts.read_plan(con)
+        users = dbt_state.known_users(con)
+    # a budget of 3 dates of every user per dbt build: the 7 dates take 3 builds (3, 3, 1)
+    monkeypatch.setenv("LTV_SCORING_BUILD_MAX_USER_DATES", str(3 * users + 1))
     result = score({"dagster/asset_partition_range_start": "2025-07-02",
                     "dagster/asset_partition_range_end": "2025-07-08"})
+    assert features_metadata(result)["dbt_builds"] == 3
+    assert dbt_state.batches([str(d) for d in range(7)], users, 3 * users + 1) == [
+        ["0", "1", "2"], ["3", "4", "5"], ["6"]]
     counts = scores.partition_counts(trained / "warehouse.duckdb")
     days = [f"2025-07-0{d}" for d in range(2, 9)]
     assert {d: counts.get(d) for d in days} == {d: known_users(trained, d) for d in days}

@@ -75,3 +75,22 @@ def test_train_max_users_comes_from_the_setting_unless_given(monkeypatch):
     monkeypatch.setenv("LTV_TRAIN_MAX_USERS", "lots")
     with pytest.raises(InputError, match="LTV_TRAIN_MAX_USERS"):
         dbt_vars(["1997-09-30"], 30)
+
+
+def test_a_scoring_range_is_built_in_batches_of_the_user_date_budget(monkeypatch):
+    from ltv_pipeline import settings
+    from ltv_pipeline.lib import dbt_state
+    from ltv_pipeline.lib.errors import InputError
+
+    days = [f"2025-10-{d:02d}" for d in range(1, 31)]
+    monkeypatch.delenv("LTV_SCORING_BUILD_MAX_USER_DATES", raising=False)
+    budget = settings.scoring_build_max_user_dates()
+    assert budget == settings.SCORING_BUILD_MAX_USER_DATES
+    assert dbt_state.batches(days, 20_000, budget) == [days]  # small logs: one build
+    at_1m = dbt_state.batches(days, 1_000_000, budget)
+    assert [len(b) for b in at_1m] == [3] * 10 and sum(at_1m, []) == days
+    assert dbt_state.batches(days, 10 * budget, budget) == [[d] for d in days]  # at least one date
+    assert dbt_state.batches([], 1_000_000, budget) == []
+    monkeypatch.setenv("LTV_SCORING_BUILD_MAX_USER_DATES", "0")
+    with pytest.raises(InputError, match="LTV_SCORING_BUILD_MAX_USER_DATES"):
+        settings.scoring_build_max_user_dates()

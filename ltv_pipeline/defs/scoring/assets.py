@@ -115,18 +115,25 @@ def scoring_features(
         todo = [d for d in days if d not in reused]
         if not upstream_current:
             dbt_state.clear(con)
-        if todo:
-            requested = dbt_state.request_cutoffs(con, todo)
+        users = dbt_state.known_users(con) if todo else 0
     if reused:
         context.log.info(f"the features of {len(reused)} of the {len(days)} date(s) ({', '.join(reused[:3])}"
                          f"{', ...' if len(reused) > 3 else ''}) were built from the same inputs (raw "
                          "tables, dbt project, base currency, decay half-life): not built again")
-    if todo:
-        build_features(context, warehouse_db, todo, requested, horizon, half_life, upstream_current)
+    runs = dbt_state.batches(todo, users, settings.scoring_build_max_user_dates())
+    if len(runs) > 1:
+        context.log.info(f"{len(todo)} dates of {users:,} users in {len(runs)} dbt builds of at most "
+                         f"{len(runs[0])} date(s) (LTV_SCORING_BUILD_MAX_USER_DATES "
+                         f"{settings.scoring_build_max_user_dates():,})")
+    for i, batch in enumerate(runs):  # each batch recorded once built: a re-run resumes
+        rebuild_upstream = not upstream_current and i == 0
         with warehouse_db.connect() as con:
-            if not upstream_current:
+            requested = dbt_state.request_cutoffs(con, batch)
+        build_features(context, warehouse_db, batch, requested, horizon, half_life, not rebuild_upstream)
+        with warehouse_db.connect() as con:
+            if rebuild_upstream:
                 dbt_state.record(con, inputs)
-            dbt_state.record_cutoffs(con, todo, inputs, half_life)
+            dbt_state.record_cutoffs(con, batch, inputs, half_life)
     dbt_seconds = time.perf_counter() - started
     exported = feature_exports.export_cutoffs(warehouse_db.path, Path(warehouse_db.ltv_home), days)
     with warehouse_db.connect(read_only=True) as con:
@@ -143,6 +150,7 @@ def scoring_features(
         "upstream_models_rebuilt": not upstream_current,
         "features_reused": not todo,  # no dbt run
         "dates_reused": len(reused),
+        "dbt_builds": len(runs),
         "decay_half_life_days": half_life,
     })
 
