@@ -153,16 +153,22 @@ def duckdb_memory_limit() -> str:
 TRAIN_MAX_USERS = 100_000
 
 
-def train_max_users() -> int:
-    """LTV_TRAIN_MAX_USERS if set, else TRAIN_MAX_USERS."""
-    raw = os.environ.get("LTV_TRAIN_MAX_USERS", "").strip()
+def _whole_number_env(name: str, what: str) -> int | None:
+    """The whole number >= 1 in the environment variable `name` (None when it is not set); an
+    InputError naming the variable for anything else."""
+    raw = os.environ.get(name, "").strip()
     if not raw:
-        return TRAIN_MAX_USERS
+        return None
     if not raw.isdigit() or int(raw) < 1:
         from ltv_pipeline.lib.errors import InputError
 
-        raise InputError(f"LTV_TRAIN_MAX_USERS={raw!r}: give a whole number of users >= 1")
+        raise InputError(f"{name}={raw!r}: give a whole number of {what} >= 1")
     return int(raw)
+
+
+def train_max_users() -> int:
+    """LTV_TRAIN_MAX_USERS if set, else TRAIN_MAX_USERS."""
+    return _whole_number_env("LTV_TRAIN_MAX_USERS", "users") or TRAIN_MAX_USERS
 
 
 # User-dates per dbt scoring build: customer_features aggregates every user's history once per
@@ -174,27 +180,14 @@ SCORING_BUILD_MAX_USER_DATES = 3_000_000
 
 def scoring_build_max_user_dates() -> int:
     """LTV_SCORING_BUILD_MAX_USER_DATES if set, else SCORING_BUILD_MAX_USER_DATES."""
-    raw = os.environ.get("LTV_SCORING_BUILD_MAX_USER_DATES", "").strip()
-    if not raw:
-        return SCORING_BUILD_MAX_USER_DATES
-    if not raw.isdigit() or int(raw) < 1:
-        from ltv_pipeline.lib.errors import InputError
-
-        raise InputError(f"LTV_SCORING_BUILD_MAX_USER_DATES={raw!r}: give a whole number >= 1")
-    return int(raw)
+    return _whole_number_env("LTV_SCORING_BUILD_MAX_USER_DATES", "user-dates") or SCORING_BUILD_MAX_USER_DATES
 
 
 def compute_threads() -> int:
     """Threads for LightGBM: LTV_THREADS if set, else the CPUs this process may run on (a
     fixed 2 left a bigger machine idle). DuckDB picks its own."""
-    raw = os.environ.get("LTV_THREADS", "").strip()
-    if not raw:
-        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-    if not raw.isdigit() or int(raw) < 1:
-        from ltv_pipeline.lib.errors import InputError
-
-        raise InputError(f"LTV_THREADS={raw!r}: give a whole number of threads >= 1")
-    return int(raw)
+    return _whole_number_env("LTV_THREADS", "threads") or max(
+        1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
 def dbt_target_dir() -> Path:

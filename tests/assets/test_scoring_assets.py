@@ -124,31 +124,28 @@ def test_a_seven_day_backfill_is_one_run_with_seven_partitions(trained, monkeypa
     assert top["predicted_value"].is_monotonic_decreasing
 
 
-def test_scoring_a_date_before_the_data_is_refused(trained):
+def refusal(day: str) -> str:
+    """The error of the scoring_features step of partition `day`, which must fail."""
     from ltv_pipeline.definitions import defs
 
     with dg.DagsterInstance.ephemeral() as instance:
         result = defs.resolve_job_def("score_job").execute_in_process(
-            instance=instance, partition_key="2022-12-01", raise_on_error=False,
+            instance=instance, partition_key=day, raise_on_error=False,
             asset_selection=[dg.AssetKey("scoring_features")])
     assert not result.success
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    assert "before the first transaction date" in str(failure.event_specific_data.error)
+    return str(failure.event_specific_data.error)
+
+
+def test_scoring_a_date_before_the_data_is_refused(trained):
+    assert "before the first transaction date" in refusal("2022-12-01")
 
 
 def test_scoring_in_another_base_currency_than_the_training_build_is_refused(trained, monkeypatch):
-    from ltv_pipeline.definitions import defs
-
     with warehouse.connect(trained / "warehouse.duckdb", read_only=True) as con:
         assert marts.read_plan(con).base_currency == settings.base_currency() == "USD"
     monkeypatch.setenv("LTV_BASE_CURRENCY", "EUR")
-    with dg.DagsterInstance.ephemeral() as instance:
-        result = defs.resolve_job_def("score_job").execute_in_process(
-            instance=instance, partition_key="2025-07-20", raise_on_error=False,
-            asset_selection=[dg.AssetKey("scoring_features")])
-    assert not result.success
-    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    message = str(failure.event_specific_data.error)
+    message = refusal("2025-07-20")
     assert "trained on amounts in USD" in message and "LTV_BASE_CURRENCY=USD" in message
     assert "2025-07-20" not in scores.partition_counts(trained / "warehouse.duckdb")
 
