@@ -53,23 +53,64 @@
 {% endmacro %}
 
 
+{#- The rows of the cutoffs this build writes, as a predicate on a per-cutoff mart's columns
+    (dates as literals, so DuckDB skips the row groups of other dates); with by_horizon, only
+    the label window H of this build. False when there is no cutoff to build. -#}
+{% macro ltv_cutoffs_being_built(by_horizon=false) -%}
+    {%- set dates = ltv_cutoff_dates() -%}
+    {%- if dates | length == 0 -%}
+        1 = 0
+    {%- else -%}
+        cutoff_date in (
+            {%- for iso in dates -%}
+                {{ ltv_date_literal(iso) }}{{ ", " if not loop.last }}
+            {%- endfor -%}
+        )
+        {%- if by_horizon %} and horizon_days = {{ ltv_horizon_days() }}{% endif %}
+    {%- endif -%}
+{%- endmacro %}
+
+
 {#- Pre-hook of the per-cutoff marts: rebuilding a cutoff replaces all of its rows (also rows of
     users that no longer belong to it), so a cutoff built twice is never duplicated. The
     incremental delete+insert on the unique key then finds nothing left to delete. -#}
 {% macro ltv_delete_cutoffs_being_built(by_horizon=false) %}
     {%- if is_incremental() -%}
-        {%- set dates = ltv_cutoff_dates() -%}
-        {%- if dates | length > 0 -%}
-            delete from {{ this }}
-            where cutoff_date in (
-                {%- for iso in dates -%}
-                    {{ ltv_date_literal(iso) }}{{ ", " if not loop.last }}
-                {%- endfor -%}
-            )
-            {%- if by_horizon %} and horizon_days = {{ ltv_horizon_days() }}{% endif %}
-        {%- endif -%}
+        delete from {{ this }} where {{ ltv_cutoffs_being_built(by_horizon) }}
     {%- endif -%}
 {% endmacro %}
+
+
+{#- The per-cutoff marts and whether their rows are per label window (horizon_days) too. -#}
+{% macro ltv_per_cutoff_marts() %}
+    {{ return({'customer_features': false, 'customer_btyd_summary': false,
+               'customer_labels': true}) }}
+{% endmacro %}
+
+
+{#- dbt's hook for a data test's `where` config (dbt docs, resource-configs/where), overridden:
+    the tests of a per-cutoff mart read only the rows this build writes. The other dates' rows
+    were tested when they were built and no build changes them but its own, so without the
+    filter each daily scoring build re-tested every date ever scored (1M users, 32 dates: 19 s
+    of tests around an 11 s model build, growing by a date a day). A test's own `where` still
+    applies. Singular tests filter with ltv_cutoffs_being_built() themselves. -#}
+{% macro get_where_subquery(relation) -%}
+    {%- set filters = [] -%}
+    {%- set where = config.get('where', '') -%}
+    {%- if where -%}{%- do filters.append('(' ~ where ~ ')') -%}{%- endif -%}
+    {%- set per_cutoff = ltv_per_cutoff_marts() -%}
+    {%- if relation.identifier in per_cutoff -%}
+        {%- do filters.append('(' ~ ltv_cutoffs_being_built(per_cutoff[relation.identifier]) ~ ')') -%}
+    {%- endif -%}
+    {%- if filters -%}
+        {%- set filtered -%}
+            (select * from {{ relation }} where {{ filters | join(' and ') }}) dbt_subquery
+        {%- endset -%}
+        {%- do return(filtered) -%}
+    {%- else -%}
+        {%- do return(relation) -%}
+    {%- endif -%}
+{%- endmacro %}
 
 
 {#- Where int_cutoffs_planned is stored: the training plan (build_kind 'training', the default)

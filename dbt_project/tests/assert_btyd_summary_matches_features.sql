@@ -1,12 +1,13 @@
 -- The BTYD summary holds exactly the purchasers of customer_features at each cutoff, with
--- the same frequency (purchase days - 1) and first/last purchase days.
+-- the same frequency (purchase days - 1) and first/last purchase days. Only the cutoffs this
+-- build writes are read (macros/cutoffs.sql, get_where_subquery).
 with
 
 features as (
 
     select user_id, cutoff_date, frequency, first_purchase_date, last_purchase_date
     from {{ ref('customer_features') }}
-    where not is_cold_start
+    where not is_cold_start and {{ ltv_cutoffs_being_built() }}
 
 ),
 
@@ -14,6 +15,7 @@ summary as (
 
     select user_id, cutoff_date, frequency, first_purchase_date, last_purchase_date
     from {{ ref('customer_btyd_summary') }}
+    where {{ ltv_cutoffs_being_built() }}
 
 ),
 

@@ -1,16 +1,19 @@
 -- customer_labels has a row for every customer_features row of each (cutoff, horizon) it
--- holds, and none for users outside the features of that cutoff.
+-- holds, and none for users outside the features of that cutoff. Only the cutoffs and label
+-- window this build writes are read (macros/cutoffs.sql, get_where_subquery).
 with
 
 features as (
 
     select user_id, cutoff_date from {{ ref('customer_features') }}
+    where {{ ltv_cutoffs_being_built() }}
 
 ),
 
 labels as (
 
     select user_id, cutoff_date, horizon_days from {{ ref('customer_labels') }}
+    where {{ ltv_cutoffs_being_built(by_horizon=true) }}
 
 ),
 

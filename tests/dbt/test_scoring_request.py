@@ -89,3 +89,27 @@ def test_the_plan_keeps_its_half_life_and_a_scoring_build_with_it_writes_the_tra
         con.execute(f"delete from marts.customer_btyd_summary where cutoff_date = date '{D}' and user_id = "
                     f"(select min(user_id) from marts.customer_btyd_summary where cutoff_date = date '{D}')")
         assert dbt_state.current_cutoffs(con, [D], "inputs-a", 7) == []
+
+
+def test_the_marts_data_tests_read_only_the_dates_being_built(dbt_warehouse, write_raw_tables):
+    """Each build tests the rows it writes (macros/cutoffs.sql, get_where_subquery): a bad row
+    at a date built earlier does not fail the next date's build, and a test of that date finds
+    it. Before, every daily build re-tested every date ever scored."""
+    write(dbt_warehouse, write_raw_tables)
+    dbt_warehouse.build(dbt_vars([D], 30))
+    earlier, later = "2024-03-29", "2024-03-30"
+    score_build(dbt_warehouse, [earlier], dbt_warehouse.home / "only1")
+    with warehouse.connect(dbt_warehouse.path) as con:  # a duplicate user at the earlier date
+        con.execute(f"insert into marts.customer_features select * from marts.customer_features "
+                    f"where cutoff_date = date '{earlier}' limit 1")
+
+    score_build(dbt_warehouse, [later], dbt_warehouse.home / "only2")  # passes: reads only `later`
+    assert days_in(dbt_warehouse, "intermediate.int_cutoffs_scoring") == [later]
+
+    with warehouse.connect(dbt_warehouse.path) as con:
+        table = dbt_state.request_cutoffs(con, [earlier])
+    found = run_dbt(["test", "--select", "customer_features", "--exclude-resource-type", "unit_test"],
+                    vars_for_scoring(table, 30), target_path=dbt_warehouse.home / "only3", check=False)
+    assert found.returncode != 0
+    failed = [line for line in found.stdout.splitlines() if "FAIL" in line and "customer_features" in line]
+    assert any("unique_combination_customer_features_user_id__cutoff_date" in line for line in failed), found.stdout[-3000:]
