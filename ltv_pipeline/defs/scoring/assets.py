@@ -115,7 +115,8 @@ def scoring_features(
         todo = [d for d in days if d not in reused]
         if not upstream_current:
             dbt_state.clear(con)
-        users = dbt_state.known_users(con) if todo else 0
+        # one date is one build whatever the users (counting them reads every raw table: 0.7 s at 1M)
+        users = dbt_state.known_users(con) if len(todo) > 1 else 0
     if reused:
         context.log.info(f"the features of {len(reused)} of the {len(days)} date(s) ({', '.join(reused[:3])}"
                          f"{', ...' if len(reused) > 3 else ''}) were built from the same inputs (raw "
