@@ -163,11 +163,20 @@ def test_mart_checks_gate_the_dbt_marts_on_keys_and_the_time_rule(ltv_home):
     from ltv_pipeline.defs.transform.resources import dbt_resource
 
     # The marts as dbt leaves them, with a feature row that read D + 1 day (u2) and a label
-    # on the first day after its window (u1); the checks read them, dbt does not run.
+    # on the first day after its window (u1); the checks read them, dbt does not run. The
+    # training plan is D with H 30; a leaky row of a date scored earlier (not in the plan,
+    # checked by its scoring partition's gate) and a label of another horizon are not read.
     with warehouse.connect(settings.warehouse_path()) as con:
         con.execute("create schema marts")
         for model, values in MART_VALUES.items():
             con.execute(f"create table marts.{model} as select * from ({values})")
+        con.execute("create schema intermediate")
+        con.execute("create table intermediate.int_cutoffs_planned as "
+                    "select date '2024-01-31' as cutoff_date, 30 as horizon_days")
+        con.execute("insert into marts.customer_features select * replace ('u3' as user_id, "
+                    "date '2023-12-31' as cutoff_date) from marts.customer_features where user_id = 'u2'")
+        con.execute("insert into marts.customer_labels select * replace (60 as horizon_days) "
+                    "from marts.customer_labels where user_id = 'u1'")
     checks = build_mart_checks()
     dbt = build_dbt_assets()
     result = dg.materialize(
@@ -186,8 +195,10 @@ def test_mart_checks_gate_the_dbt_marts_on_keys_and_the_time_rule(ltv_home):
     assert leak["sample"] == [{"history_end": "2024-02-01T00:00:00", "user_id": "u2",
                                "cutoff_date": "2024-01-31T00:00:00",
                                "max_source_ts": "2024-02-01T00:00:00"}]
+    assert leak["unexpected_count"] == 1 and meta(evals["check_customer_features_quality"])["rows"] == 2
     [label] = meta(evals["check_customer_labels_no_leakage"])["failures_json"]
     assert label["columns"] == ["window_end", "label_max_ts"] and label["sample"][0]["user_id"] == "u1"
+    assert label["unexpected_count"] == 1 and meta(evals["check_customer_labels_quality"])["rows"] == 2
 
 
 def test_quality_defs_merge_with_the_other_domains_and_every_gate_blocks():
