@@ -155,3 +155,21 @@ def test_the_online_date_record_is_ignored_once_its_export_is_gone(ltv_home):
     assert exports.online_write_plan([D0, D1], D1)[0] == D1
     assert exports.online_write_plan([D0], D1)[0] == D0
     assert exports.online_write_plan([D0, D1], None)[0] == D1
+
+
+def test_the_registry_exports_again_only_the_training_plans_cutoffs(ltv_home):
+    """After a training build feast_registry exports the plan's cutoffs; the file of a date
+    scored earlier (D0 here) is current and stays as it is."""
+    write_marts(ltv_home, n_features=30, n_btyd=20)
+    first = metadata(dg.materialize([feast_registry], resources=shared_resources()), "feast_registry")
+    assert first["entity_rows"] == {"customer_features": 60, "customer_btyd_summary": 40}  # no plan: all
+    d0 = ltv_home / "feast" / "data" / "customer_features" / f"{D0}.parquet"
+    before = d0.stat().st_mtime_ns
+    with duckdb.connect(str(ltv_home / "warehouse.duckdb")) as con:
+        con.execute("create schema intermediate")
+        con.execute(f"create table intermediate.int_cutoffs_planned as select date '{D1}' as cutoff_date, "
+                    "90 as horizon_days, true as is_scoring_date, false as is_train_cutoff, "
+                    "false as is_backtest_origin")
+    again = metadata(dg.materialize([feast_registry], resources=shared_resources()), "feast_registry")
+    assert again["entity_rows"] == {"customer_features": 30, "customer_btyd_summary": 20}
+    assert d0.stat().st_mtime_ns == before

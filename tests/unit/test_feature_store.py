@@ -114,6 +114,37 @@ def test_export_of_given_cutoffs_replaces_only_their_files_and_a_full_export_dro
         exports.export_cutoffs(warehouse, ltv_home, [date(2025, 7, 1)])
 
 
+def test_a_full_export_after_a_build_rewrites_the_built_cutoffs_and_keeps_current_files(ltv_home):
+    """feast_registry after a training build: the plan's cutoffs are exported again; a date
+    scored earlier keeps its file unless it is missing or has another schema (the feature repo
+    changed); a date gone from the marts loses its file."""
+    features = mart_frame("customer_features", [{"user_id": "a", "cutoff_date": d, "n_orders": 1}
+                                                for d in (D0, D1, D2)])
+    btyd = mart_frame("customer_btyd_summary", [{"user_id": "a", "cutoff_date": d} for d in (D0, D1, D2)])
+    warehouse = write_marts(ltv_home, features, btyd)
+    exports.export_cutoffs(warehouse, ltv_home)
+    folder = ltv_home / "feast" / "data" / "customer_features"
+    kept = (folder / "2025-09-30.parquet").stat().st_mtime_ns
+
+    features["n_orders"] = 5  # the build rewrote D0 (the plan); D1 and D2 were scored before
+    write_marts(ltv_home, features, btyd)
+    (folder / "2025-12-31.parquet").unlink()
+    assert exports.export_cutoffs(warehouse, ltv_home, rebuilt=[D0]) == {
+        "customer_features": 2, "customer_btyd_summary": 1}  # D0, and D2's missing file
+    assert pq.read_table(folder / "2025-06-30.parquet").column("n_orders").to_pylist() == [5]
+    assert (folder / "2025-09-30.parquet").stat().st_mtime_ns == kept
+    assert pq.read_table(folder / "2025-09-30.parquet").column("n_orders").to_pylist() == [1]
+    assert pq.read_table(folder / "2025-12-31.parquet").column("n_orders").to_pylist() == [5]
+
+    pq.write_table(pq.read_table(folder / "2025-09-30.parquet").drop(["n_orders"]),
+                   folder / "2025-09-30.parquet")  # an export of an older feature repo
+    write_marts(ltv_home, features[features["cutoff_date"] != D2], btyd)
+    assert exports.export_cutoffs(warehouse, ltv_home, rebuilt=[D0]) == {
+        "customer_features": 2, "customer_btyd_summary": 1}  # D0 and D1's stale file; D0
+    assert pq.read_table(folder / "2025-09-30.parquet").column("n_orders").to_pylist() == [5]
+    assert sorted(p.name for p in folder.iterdir()) == ["2025-06-30.parquet", "2025-09-30.parquet"]
+
+
 def test_a_failed_export_leaves_the_previous_file_and_no_temporary_file(ltv_home):
     features = mart_frame("customer_features", [{"user_id": "a", "cutoff_date": D0}])
     btyd = mart_frame("customer_btyd_summary", [{"user_id": "a", "cutoff_date": D0}])

@@ -9,6 +9,7 @@ from datetime import date
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 from dagster_dbt import get_asset_key_for_model
 
 from ltv_pipeline import groups
@@ -16,6 +17,7 @@ from ltv_pipeline.defs.resources import WarehouseResource
 from ltv_pipeline.defs.transform.assets import build_dbt_assets
 from ltv_pipeline.lib import feature_exports as exports
 from ltv_pipeline.lib import feature_store as fs
+from ltv_pipeline.lib import marts
 from ltv_pipeline.partitions import daily_partitions
 
 # The marts behind the feature views (their FileSources' dbt_model tags).
@@ -30,10 +32,17 @@ def feast_registry(context: dg.AssetExecutionContext, warehouse_db: WarehouseRes
     """The Feast registry of project ltv (LTV_HOME/feast/registry.db): entity customer, the
     feature views customer_features and customer_btyd_summary (one row per user per cutoff,
     event timestamp = end of the cutoff day) and the services ltv_model_v1 and btyd_v1. Exports
-    every cutoff of both marts to LTV_HOME/feast/data/<view>/<YYYY-MM-DD>.parquet (atomically;
-    files of cutoffs no longer in a mart are deleted), then applies feature_repo/."""
+    the cutoffs of the training plan (what the dbt build just wrote) of both marts to
+    LTV_HOME/feast/data/<view>/<YYYY-MM-DD>.parquet, and every other cutoff of the marts whose
+    file is missing or has another schema (atomically; files of cutoffs no longer in a mart are
+    deleted; lib/feature_exports.export_cutoffs), then applies feature_repo/."""
     home = Path(warehouse_db.ltv_home)
-    rows = exports.export_cutoffs(warehouse_db.path, home)
+    with warehouse_db.connect(read_only=True) as con:
+        try:
+            planned = marts.read_plan(con).all_cutoffs
+        except (ValueError, duckdb.CatalogException):  # no plan: export every cutoff
+            planned = None
+    rows = exports.export_cutoffs(warehouse_db.path, home, rebuilt=planned)
     store = fs.feature_store(home)
     fs.apply_repo(store)
     views = {v.name: len(v.features) for v in store.list_feature_views()}
