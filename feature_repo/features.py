@@ -1,9 +1,11 @@
 """Feature views over the mart exports: typed schemas that match the dbt marts' columns.
 
 Each view carries a cutoff marker field (named in its "cutoff_field" tag): the ISO date of the
-cutoff its row was computed for. ttl lets a point-in-time lookup fall back to an older row when
-the row of the requested cutoff is missing; lib.feature_store compares the marker with the
-requested cutoff and refuses such stale rows, so ttl only bounds how far back Feast looks.
+cutoff its row was computed for. A row describes the customer on its cutoff day only, so ttl
+is that day: a point-in-time lookup at cutoff D (D 23:59:59.999999) sees D's row or nothing,
+never an older cutoff's (whose recency, windows and totals describe another day;
+lib.feature_store would refuse it as stale), and the offline store reads the files of the
+requested cutoffs only, however many dates the exports hold (lib/feast_offline.py).
 """
 
 from datetime import timedelta
@@ -14,8 +16,10 @@ from feast.types import Bool, Float64, Int64, String, UnixTimestamp
 from data_sources import customer_btyd_summary_source, customer_features_source
 from entities import customer
 
-# A little over a year: the longest feature window is 365 days.
-FEATURE_TTL = timedelta(days=400)
+# The cutoff day: [D 00:00, D 23:59:59.999999] for a lookup at the end of D. With 400 days (the
+# value until session 33) a lookup read every export of the year before it: at 1M users with 33
+# scored dates, 24 s and 17 GB for one date's retrieval.
+FEATURE_TTL = timedelta(days=1) - timedelta(microseconds=1)
 
 customer_features = FeatureView(
     name="customer_features",

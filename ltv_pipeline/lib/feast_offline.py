@@ -11,10 +11,13 @@ file holds none of the requested entities. Materialization (pull_latest_from_tab
 pull_all_from_table_or_query) and the non-entity mode (entity_df=None) stay the dask store's.
 
 How: per view, the requested columns of the source rows that an entity timestamp can reach
-(between the first entity timestamp - ttl and the last one) are read into Arrow; one DuckDB
-query as-of joins the entity rows to the views' keys and timestamps and returns, per entity
-row, the position of its source row; the features are gathered by position (a zero-copy slice
-when the entity rows matched consecutive source rows, e.g. entity rows in the export's order).
+(within [t - ttl, t] of an entity timestamp t: the windows of the distinct entity timestamps,
+merged where they overlap) are read into Arrow; DuckDB prunes the other files by their
+timestamp statistics, so a view whose ttl is shorter than the spacing of its cutoffs reads only
+the files of the requested cutoffs, however many cutoffs the folder holds. One DuckDB query
+as-of joins the entity rows to the views' keys and timestamps and returns, per entity row, the
+position of its source row; the features are gathered by position (a zero-copy slice when the
+entity rows matched consecutive source rows, e.g. entity rows in the export's order).
 
 Semantics per view, as Feast's file store: the source is renamed by its field_mapping and the
 projection's join_key_map; an entity row gets the source row with the same join keys and the
@@ -81,9 +84,31 @@ def _files(source: FileSource, repo_path) -> str:
     return _lit(str(path))
 
 
-def _view_join(con, i: int, view, features: list[str], repo_path, span, filter_created: bool):
-    """Read the view's source (the requested features of rows that can match entity
-    timestamps in span = (first, last)) into Arrow, register its keys as v{i}; returns
+# More windows than this are read as one span, from the first window's start to the last end.
+MAX_WINDOWS = 256
+
+
+def _windows(stamps: pd.Series, ttl: timedelta | None) -> list[tuple[pd.Timestamp | None, pd.Timestamp]]:
+    """The spans of source timestamps that the entity timestamps `stamps` (UTC) can match:
+    [t - ttl, t] per t, overlapping ones merged; (None, the last t) without ttl."""
+    ns = np.unique(stamps.dropna().dt.as_unit("ns").astype("int64").to_numpy())
+    if not len(ns):
+        ns = np.zeros(1, dtype=np.int64)
+    at = lambda v: pd.Timestamp(int(v), tz="UTC")  # noqa: E731
+    if ttl is None:
+        return [(None, at(ns[-1]))]
+    width = ttl // timedelta(microseconds=1) * 1000
+    breaks = np.flatnonzero(ns[1:] - width > ns[:-1]) + 1  # a window starts after a gap
+    firsts, lasts = ns[np.r_[0, breaks]], ns[np.r_[breaks - 1, len(ns) - 1]]
+    if len(firsts) > MAX_WINDOWS:
+        return [(at(firsts[0] - width), at(lasts[-1]))]
+    return [(at(a - width), at(b)) for a, b in zip(firsts, lasts)]
+
+
+def _view_join(con, i: int, view, features: list[str], repo_path, stamps: pd.Series,
+               filter_created: bool):
+    """Read the view's source (the requested features of rows that can match the entity
+    timestamps `stamps`, UTC) into Arrow, register its keys as v{i}; returns
     (the features, CTE, join clause onto the entity rows e, expression of the matched row)."""
     source: FileSource = view.batch_source
     back = {new: old for old, new in (source.field_mapping or {}).items()}
@@ -95,10 +120,12 @@ def _view_join(con, i: int, view, features: list[str], repo_path, span, filter_c
     cols += [f"cast({col(source.timestamp_field)} as timestamptz) as __ts"]
     cols += [f"cast({col(created)} as timestamptz) as __created"] if created else []
     cols += [f"{col(f)} as __f{j}" for j, f in enumerate(features)]
-    where = [f"__ts <= timestamptz {_lit(span[1].isoformat())}"]
-    where += [f"__ts >= timestamptz {_lit((span[0] - ttl).isoformat())}"] if ttl else []
+    where = " or ".join(
+        f"(__ts <= timestamptz {_lit(hi.isoformat())}"
+        + (f" and __ts >= timestamptz {_lit(lo.isoformat())})" if lo is not None else ")")
+        for lo, hi in _windows(stamps, ttl))
     table = con.sql(f"select {', '.join(cols)} from read_parquet({_files(source, repo_path)}, "
-                    f"union_by_name = true) where {' and '.join(where)}").to_arrow_table()
+                    f"union_by_name = true) where {where}").to_arrow_table()
     con.register(f"v{i}_src", table.select([n for n in table.column_names if not n.startswith("__f")])
                  .append_column("__rid", pa.array(np.arange(table.num_rows, dtype=np.int64))))
     on = lambda f: [f"e.{_q(key)} = {f}.__k{j}" for j, (_, key) in enumerate(keys)]  # noqa: E731
@@ -144,11 +171,10 @@ def point_in_time(entity_df: pd.DataFrame, plan: list, repo_path, full_names: bo
     stamps = out.column(ts_col).cast(pa.timestamp("us", "UTC"), safe=False)
     entities = pa.table({**{k: out.column(k) for k in keys}, TS: stamps,
                          ROW: pa.array(np.arange(len(frame), dtype=np.int64))})
-    span = (frame[ts_col].min(), frame[ts_col].max()) if len(frame) else (pd.Timestamp(0, tz="UTC"),) * 2
     with duckdb.connect() as con:
         con.execute("set TimeZone = 'UTC'")
         con.register("entities", entities)
-        views = [_view_join(con, i, view, features, repo_path, span, filter_created)
+        views = [_view_join(con, i, view, features, repo_path, frame[ts_col], filter_created)
                  for i, (view, features) in enumerate(plan)]
         ctes, rids = (", ".join(v[k] for v in views) for k in (1, 3))
         joins = " ".join(v[2] for v in views)

@@ -8,7 +8,9 @@ Time convention (feature_repo/data_sources.py): the row of cutoff D has the even
 cutoff_timestamp(D) = D + 1 day - 1 microsecond UTC, the last instant of D's history; entity rows
 for cutoff D use that instant, so a point-in-time lookup gets the row of D and never a later one.
 Each view also has a cutoff marker field (tag cutoff_field): retrieval checks it and raises
-StaleFeaturesError instead of serving an older cutoff's row.
+StaleFeaturesError instead of serving an older cutoff's row. The views' ttl is the cutoff day
+(feature_repo/features.py), so a lookup at a cutoff that was never exported comes back empty:
+training_frame refuses it (StaleFeaturesError) instead of returning null features.
 """
 
 from __future__ import annotations
@@ -133,6 +135,7 @@ class ServicePlan:
     names: tuple[str, ...]
     markers: tuple[str, ...]
     kinds: dict[str, str]
+    folders: tuple[str, ...] = ()  # each view's source path, relative to the repo path
 
 
 _PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -147,19 +150,20 @@ def service_plan(store: FeatureStore, service: str | FeatureService) -> ServiceP
     if hit and time.monotonic() - hit[0] < store.config.registry.cache_ttl_seconds:
         return hit[1]
     fs = store.get_feature_service(service, allow_cache=True) if isinstance(service, str) else service
-    refs, names, markers, kinds = [], [], [], {}
+    refs, names, markers, kinds, folders = [], [], [], {}, []
     for projection in fs.feature_view_projections:
         view = store.get_feature_view(projection.name, allow_registry_cache=True)
         dtypes = {f.name: f.dtype for f in view.features}
         marker = view.tags[CUTOFF_TAG]
         markers.append(marker)
+        folders.append(view.batch_source.path)
         for feature in [marker, *(f.name for f in projection.features)]:
             refs.append(f"{projection.name_to_use()}:{feature}")
             names.append(feature)
             kinds[feature] = value_kinds()[dtypes[feature]]
     if len(set(names)) != len(names):
         raise ValueError(f"feature service {name} repeats a feature name: {names}")
-    plan = ServicePlan(tuple(refs), tuple(names), tuple(markers), kinds)
+    plan = ServicePlan(tuple(refs), tuple(names), tuple(markers), kinds, tuple(folders))
     cache[name] = (time.monotonic(), plan)
     return plan
 
@@ -187,7 +191,8 @@ def training_frame(store: FeatureStore, entity_df: pd.DataFrame,
     entity_df holds user_id and either cutoff_date (dates) or event_timestamp (values of
     cutoff_timestamp). The result is entity_df (same rows, order and index; duplicates kept)
     with the features appended; a row whose user has no row at that cutoff gets nulls. Raises
-    StaleFeaturesError when only an earlier cutoff's row exists (the cutoff was not exported).
+    StaleFeaturesError when no view of the service has an export of a requested cutoff, or a
+    lookup found only an earlier cutoff's row (a view whose ttl reaches past its cutoff day).
     """
     keys = _entity_keys(entity_df)
     plan = service_plan(store, service)
@@ -197,6 +202,7 @@ def training_frame(store: FeatureStore, entity_df: pd.DataFrame,
         raise ValueError(f"entity_df has columns named like features: {clash}")
     if keys.empty:
         raise ValueError("entity_df has no rows")
+    _require_exports(store, plan, keys[TIMESTAMP])
     # This repo's offline store (lib/feast_offline.py) returns every entity row in input
     # order, duplicates included: its Arrow columns are used as they come. Feast's own file
     # store de-duplicates and reorders entity rows, and drops those whose user has only later
@@ -224,6 +230,22 @@ def training_frame(store: FeatureStore, entity_df: pd.DataFrame,
 # The dtype of each kind of feature in a training frame, cast in Arrow (to_pandas then gives
 # float64 with NaN, object strings with None, datetime64[ns, UTC]); _typed does the same in pandas.
 _ARROW_KINDS = {"num": pa.float64(), "str": pa.string(), "ts": pa.timestamp("ns", "UTC")}
+
+
+def _require_exports(store: FeatureStore, plan: ServicePlan, stamps: pd.Series) -> None:
+    """Every requested cutoff has an export file in at least one of the service's folders (a
+    view may lack one: no purchaser at that cutoff, no BTYD summary row)."""
+    from ltv_pipeline.lib.feature_exports import cutoff_file  # it imports this module
+
+    folders = [Path(store.config.repo_path) / f for f in plan.folders]
+    if not folders or not all(f.is_dir() for f in folders):
+        return  # sources that are single files: nothing to check per cutoff
+    days = sorted(set(_cutoff_days(pd.Series(stamps.unique()))))
+    missing = [d for d in days if not any(cutoff_file(f, d).is_file() for f in folders)]
+    if missing:
+        raise StaleFeaturesError(f"no feature export of cutoff(s) {missing[:5]} under "
+                                 f"{', '.join(str(f) for f in folders)}: that cutoff is not in the export; "
+                                 "build it with dbt, then re-export (the feast_registry asset)")
 
 
 def _cutoff_days(stamps: pd.Series) -> pd.Series:

@@ -189,3 +189,44 @@ def test_entity_rows_in_export_order_get_their_own_rows(case, monkeypatch):
         for name in ("n", "country", "flag"):
             assert [None if _missing(v) else v for v in got[name]] == \
                 [None if _missing(v) else v for v in stats[name]]
+
+
+def test_a_ttl_shorter_than_the_cutoffs_spacing_reads_only_the_cutoffs_it_can_match(tmp_path, monkeypatch):
+    """The project's views have ttl = their cutoff day: a lookup reads the files of the cutoffs
+    its entity timestamps can reach and no other (the marts' exports grow by a date a day),
+    with the same answers as a brute-force point-in-time join."""
+    from ltv_pipeline.lib import feast_offline
+
+    stats = _stats_rows(np.random.default_rng(3))
+    (tmp_path / "data" / "stats").mkdir(parents=True)
+    for i, ts in enumerate(CUTOFFS):
+        stats[stats["event_timestamp"] == ts].to_parquet(tmp_path / "data" / "stats" / f"{i}.parquet", index=False)
+    config = RepoConfig(project="t", provider="local", registry=str(tmp_path / "registry.db"),
+                        online_store={"type": "sqlite", "path": str(tmp_path / "online.db")},
+                        offline_store={"type": "ltv_pipeline.lib.feast_offline.CutoffFolderOfflineStore"},
+                        entity_key_serialization_version=3)
+    config.repo_path = tmp_path
+    store = FeatureStore(config=config)
+    user = Entity(name="user", join_keys=["user_id"], value_type=ValueType.STRING)
+    day = timedelta(days=1) - timedelta(microseconds=1)
+    store.apply([user, FeatureView(
+        name="stats", entities=[user], ttl=day, source=FileSource(path="data/stats", timestamp_field="event_timestamp"),
+        schema=[Field(name="user_id", dtype=String), Field(name="n", dtype=Int64), Field(name="x", dtype=Float64)])])
+    # at cutoff 1, half a day later (still within ttl of cutoff 1's rows), and "old", whose
+    # only row (cutoff 0) is older than ttl
+    stamps = [CUTOFFS[1]] * len(USERS) + [CUTOFFS[1] + pd.Timedelta(hours=12)] * len(USERS) + [CUTOFFS[1]]
+    entities = pd.DataFrame({"user_id": USERS + USERS + ["old"], "event_timestamp": stamps})
+    read = []
+    view_join = feast_offline._view_join
+    monkeypatch.setattr(feast_offline, "_view_join",
+                        lambda *a, **k: read.append(view_join(*a, **k)) or read[-1])
+    got = store.get_historical_features(entity_df=entities, features=["stats:n", "stats:x"]).to_df()
+
+    at_one = stats[stats["event_timestamp"] == CUTOFFS[1]]
+    assert [r[0].num_rows for r in read] == [len(at_one)]  # cutoff 1's file only
+    for row in got.itertuples(index=False):
+        mine = stats[(stats["user_id"] == row.user_id) & (stats["event_timestamp"] <= row.event_timestamp)
+                     & (stats["event_timestamp"] >= row.event_timestamp - day)]
+        want, _ = _latest(mine, "event_timestamp")
+        assert _same(row.n, None if want is None else want["n"]) and _same(row.x, None if want is None else want["x"])
+    assert got["n"].notna().sum() > 20 and got.loc[got["user_id"] == "old", "n"].isna().all()

@@ -35,7 +35,7 @@ def test_apply_on_a_fresh_home_registers_the_repo_under_ltv_home(ltv_home):
     assert (entity.name, entity.join_key) == ("customer", "user_id")
     for view in store.list_feature_views():
         assert view.batch_source.tags == {"dbt_model": view.name}
-        assert view.ttl == pd.Timedelta(days=400)
+        assert view.ttl == pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)  # its cutoff day
     btyd_service = store.get_feature_service("btyd_v1")
     assert [f.name for f in btyd_service.feature_view_projections[0].features] == [
         "frequency", "recency", "T", "monetary_value", "mean_order_value"]
@@ -183,12 +183,18 @@ def test_point_in_time_uses_the_entity_cutoff_row_and_never_a_later_one(ltv_home
     assert fs.training_frame(store, by_timestamp)["revenue_total"].tolist() == [10.0]
 
 
-def test_a_cutoff_missing_from_the_export_raises_instead_of_serving_an_older_row(ltv_home):
-    features = mart_frame("customer_features", [{"user_id": "a", "cutoff_date": D0}])
+def test_a_cutoff_missing_from_the_export_raises_and_an_older_row_is_never_served(ltv_home):
+    """The views' ttl is the cutoff day: a user absent at an exported cutoff gets nulls, never
+    the row of an earlier cutoff; a cutoff that was not exported at all is refused, instead of
+    coming back as null features for everyone."""
+    features = mart_frame("customer_features", [{"user_id": "a", "cutoff_date": D0, "n_orders": 3},
+                                                {"user_id": "b", "cutoff_date": D1, "n_orders": 1}])
     btyd = mart_frame("customer_btyd_summary", [{"user_id": "a", "cutoff_date": D0}])
     store = build_store(ltv_home, features, btyd)
-    with pytest.raises(fs.StaleFeaturesError, match="2025-06-30"):
-        fs.training_frame(store, pd.DataFrame({"user_id": ["a"], "cutoff_date": [D1]}))
+    got = fs.training_frame(store, pd.DataFrame({"user_id": ["a", "b"], "cutoff_date": [D1, D1]}))
+    assert got["n_orders"].isna().tolist() == [True, False]  # a's D0 row is not a D1 row
+    with pytest.raises(fs.StaleFeaturesError, match=r"2025-12-31.*not in the export"):
+        fs.training_frame(store, pd.DataFrame({"user_id": ["a"], "cutoff_date": [D2]}))
 
 
 def test_entity_timestamps_other_than_cutoff_timestamps_are_refused(ltv_home):
