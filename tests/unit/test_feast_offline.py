@@ -65,6 +65,16 @@ def _views(folder: bool):
                     schema=[Field(name="user_id", dtype=String), Field(name="amount", dtype=Float64)])]
 
 
+def _store(home) -> FeatureStore:
+    """A store of this offline store whose sources resolve under home."""
+    config = RepoConfig(project="t", provider="local", registry=str(home / "registry.db"),
+                        online_store={"type": "sqlite", "path": str(home / "online.db")},
+                        offline_store={"type": "ltv_pipeline.lib.feast_offline.CutoffFolderOfflineStore"},
+                        entity_key_serialization_version=3)
+    config.repo_path = home
+    return FeatureStore(config=config)
+
+
 @pytest.fixture(scope="module")
 def case(tmp_path_factory):
     return build_case(tmp_path_factory.mktemp("feast_offline"))
@@ -79,12 +89,7 @@ def build_case(home):
         frame.to_parquet(home / "data" / f"{name}_all.parquet", index=False)
         for i, (_, part) in enumerate(frame.groupby(frame[ts].dt.tz_localize(None).dt.to_period("Q"))):
             part.to_parquet(home / "data" / name / f"{i:04d}.parquet", index=False)
-    config = RepoConfig(project="t", provider="local", registry=str(home / "registry.db"),
-                        online_store={"type": "sqlite", "path": str(home / "online.db")},
-                        offline_store={"type": "ltv_pipeline.lib.feast_offline.CutoffFolderOfflineStore"},
-                        entity_key_serialization_version=3)
-    config.repo_path = home
-    store = FeatureStore(config=config)
+    store = _store(home)
     user, views = _views(folder=True)
     store.apply([user, *views])
     # entity rows: users x cutoffs and random instants, duplicates, an unknown user, a user
@@ -201,12 +206,7 @@ def test_a_ttl_shorter_than_the_cutoffs_spacing_reads_only_the_cutoffs_it_can_ma
     (tmp_path / "data" / "stats").mkdir(parents=True)
     for i, ts in enumerate(CUTOFFS):
         stats[stats["event_timestamp"] == ts].to_parquet(tmp_path / "data" / "stats" / f"{i}.parquet", index=False)
-    config = RepoConfig(project="t", provider="local", registry=str(tmp_path / "registry.db"),
-                        online_store={"type": "sqlite", "path": str(tmp_path / "online.db")},
-                        offline_store={"type": "ltv_pipeline.lib.feast_offline.CutoffFolderOfflineStore"},
-                        entity_key_serialization_version=3)
-    config.repo_path = tmp_path
-    store = FeatureStore(config=config)
+    store = _store(tmp_path)
     user = Entity(name="user", join_keys=["user_id"], value_type=ValueType.STRING)
     day = timedelta(days=1) - timedelta(microseconds=1)
     store.apply([user, FeatureView(
