@@ -88,6 +88,45 @@ def scoring_backfill_30d(work: Path, n: int) -> None:
     _report(work, "scoring_backfill_30d", time.perf_counter() - t0)
 
 
+def history_reads(work: Path, n: int) -> None:
+    """What the training job and a LightGBM champion's scoring read once the work dir holds
+    many scored dates (run after scoring_backfill_30d): the marts' GX gates (the training
+    plan's rows), feast_registry's export (the plan's cutoffs; the other dates' files are
+    current) and one Feast retrieval of every user at the newest scored date (ttl: its day)."""
+    import resource
+    import sys
+
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from bench.stages import _quality_suites
+    from ltv_pipeline.defs.quality.mart_checks import mart_rows
+    from ltv_pipeline.lib import feature_exports, feature_store, marts, quality_suites, warehouse
+
+    _home(work)
+    with warehouse.connect(work / "warehouse.duckdb", read_only=True) as con:
+        plan = marts.read_plan(con)
+        dates = [r[0] for r in con.execute("select distinct cutoff_date from marts.customer_features "
+                                           "order by 1").fetchall()]
+    say = lambda text: print(f"[bench] {n:>9,} users  {text}", file=sys.stderr, flush=True)  # noqa: E731
+    say(f"history: {len(dates)} dates in marts.customer_features ({dates[0]}..{dates[-1]}), "
+        f"training plan {len(plan.all_cutoffs)} cutoff(s)")
+    _quality_suites(work, n, "mart", [(mart_rows("customer_features"), quality_suites.customer_features_suite()),
+                                      (mart_rows("customer_btyd_summary"), quality_suites.customer_btyd_summary_suite())])
+    t0 = time.perf_counter()
+    rows = feature_exports.export_cutoffs(work / "warehouse.duckdb", work, rebuilt=plan.all_cutoffs)
+    say(f"feast_registry's export: {rows} rows in {time.perf_counter() - t0:.1f} s")
+    newest = dates[-1]
+    store = feature_store.feature_store(work)
+    feature_store.apply_repo(store)
+    users = pq.read_table(feature_exports.cutoff_file(work / "feast" / "data" / "customer_features", newest),
+                          columns=["user_id"]).column("user_id").to_pylist()
+    t0 = time.perf_counter()
+    frame = feature_store.training_frame(store, pd.DataFrame({"user_id": users, "cutoff_date": newest}))
+    say(f"retrieval of {len(frame):,} users at {newest}: {time.perf_counter() - t0:.1f} s; "
+        f"process peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB")
+
+
 def _report(work: Path, stage: str, seconds: float) -> None:
     import sys
 
@@ -100,5 +139,5 @@ def _report(work: Path, stage: str, seconds: float) -> None:
 
 
 STAGES: dict[str, Callable[[Path, int], None]] = {
-    f.__name__: f for f in (scoring_partition, scoring_backfill_30d)
+    f.__name__: f for f in (scoring_partition, scoring_backfill_30d, history_reads)
 }

@@ -25,6 +25,15 @@ PER_CUTOFF = {"customer_features": ("cutoff_date",), "customer_btyd_summary": ("
               "customer_labels": ("cutoff_date", "horizon_days")}
 
 
+def mart_rows(model: str) -> str:
+    """What a gate on `model` reads: a per-cutoff mart's rows at the training plan's cutoffs
+    (and horizon), any other mart whole."""
+    if model not in PER_CUTOFF:
+        return f"{MART_SCHEMA}.{model}"
+    on = " and ".join(f"m.{c} = p.{c}" for c in PER_CUTOFF[model])
+    return f"select m.* from {MART_SCHEMA}.{model} m semi join {PLAN_TABLE} p on {on}"
+
+
 @cache
 def build_mart_checks() -> list[dg.AssetChecksDefinition]:
     """One line per gate; built once per process, like the dbt assets they check."""
@@ -33,15 +42,9 @@ def build_mart_checks() -> list[dg.AssetChecksDefinition]:
     def key(model: str) -> dg.AssetKey:
         return get_asset_key_for_model(dbt, model)
 
-    def table(model: str) -> str:
-        if model not in PER_CUTOFF:
-            return f"{MART_SCHEMA}.{model}"
-        on = " and ".join(f"m.{c} = p.{c}" for c in PER_CUTOFF[model])
-        return f"select m.* from {MART_SCHEMA}.{model} m semi join {PLAN_TABLE} p on {on}"
-
     return [
         *(
-            gx_check(key(model), suite, table(model))
+            gx_check(key(model), suite, mart_rows(model))
             for model, suite in (
                 ("customer_features", qs.customer_features_suite),
                 ("customer_btyd_summary", qs.customer_btyd_summary_suite),
@@ -51,11 +54,11 @@ def build_mart_checks() -> list[dg.AssetChecksDefinition]:
         ),
         leakage_check(key("customer_features"),
                       partial(qs.history_leakage_suite, "customer_features_leakage"),
-                      table("customer_features")),
+                      mart_rows("customer_features")),
         leakage_check(key("customer_btyd_summary"),
                       partial(qs.history_leakage_suite, "customer_btyd_summary_leakage"),
-                      table("customer_btyd_summary")),
+                      mart_rows("customer_btyd_summary")),
         leakage_check(key("customer_labels"),
                       partial(qs.label_window_suite, "customer_labels_window"),
-                      table("customer_labels")),
+                      mart_rows("customer_labels")),
     ]
