@@ -183,6 +183,16 @@ def scoring_build_max_user_dates() -> int:
     return _whole_number_env("LTV_SCORING_BUILD_MAX_USER_DATES", "user-dates") or SCORING_BUILD_MAX_USER_DATES
 
 
+# Scored dates whose per-date features (marts.customer_features, marts.customer_btyd_summary)
+# and Feast export files are kept, counted back from the newest date in the marts: a scoring
+# partition deletes older ones, except the training plan's cutoffs and the date the online
+# store serves. Each date holds a row per known user (at 1M users ~0.11 GB of marts and 0.06
+# GB of exports). Unset (the default): every date is kept. scores.ltv_scores keeps every date.
+def keep_scored_days() -> int | None:
+    """LTV_KEEP_SCORED_DAYS if set (whole number >= 1), else None: keep every scored date."""
+    return _whole_number_env("LTV_KEEP_SCORED_DAYS", "days")
+
+
 def compute_threads() -> int:
     """Threads for LightGBM: LTV_THREADS if set, else the CPUs this process may run on (a
     fixed 2 left a bigger machine idle). DuckDB picks its own."""

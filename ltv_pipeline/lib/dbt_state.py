@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -161,6 +161,40 @@ def current_cutoffs(con: duckdb.DuckDBPyConnection, days: list[str | date], inpu
         return []
     now = _row_counts(con, sorted(recorded))
     return [d.isoformat() for d, n in sorted(recorded.items()) if tuple(n) == now[d] and all(now[d])]
+
+
+def expired_cutoffs(con: duckdb.DuckDBPyConnection, keep_days: int, protected: set[date]) -> list[date]:
+    """The dates of the per-cutoff marts older than the newest one by keep_days or more (the
+    newest keep_days dates stay), without the `protected` ones."""
+    rows = con.execute(f"select distinct cutoff_date from {PER_CUTOFF_MARTS[0]} order by 1").fetchall()
+    dates = [r[0] for r in rows]
+    if not dates:
+        return []
+    first_kept = dates[-1] - timedelta(days=keep_days - 1)
+    return [d for d in dates if d < first_kept and d not in protected]
+
+
+def delete_cutoffs(con: duckdb.DuckDBPyConnection, days: list[date]) -> dict[str, int]:
+    """Delete the rows of `days` from the per-cutoff marts and their build records (a later
+    scoring of such a date builds it again), in one transaction; rows deleted per mart."""
+    deleted: dict[str, int] = {}
+    if not days:
+        return deleted
+    schema, table = CUTOFFS_BUILT_TABLE.split(".")
+    recorded = con.execute("select count(*) from information_schema.tables where table_schema = ? "
+                           "and table_name = ?", [schema, table]).fetchone()[0]
+    con.execute("begin transaction")
+    try:
+        for mart in PER_CUTOFF_MARTS:
+            (n,) = con.execute(f"delete from {mart} where list_contains(?, cutoff_date)", [days]).fetchone()
+            deleted[mart] = int(n)
+        if recorded:
+            con.execute(f"delete from {CUTOFFS_BUILT_TABLE} where list_contains(?, cutoff_date)", [days])
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    return deleted
 
 
 def known_users(con: duckdb.DuckDBPyConnection) -> int:

@@ -206,6 +206,16 @@ def export_cutoffs(warehouse_path: Path, ltv_home: Path | None = None,
     return written
 
 
+def delete_cutoff_files(ltv_home: Path | None, cutoffs: Iterable[date | str]) -> int:
+    """Delete every feature view's export file of `cutoffs`; returns how many existed."""
+    base = feast_home(ltv_home)
+    paths = [cutoff_file(base / view.folder, c) for view in export_plan(ltv_home) for c in cutoffs]
+    existing = [p for p in paths if p.is_file()]
+    for path in existing:
+        path.unlink()
+    return len(existing)
+
+
 def _has_schema(path: Path, schema: pa.Schema) -> bool:
     """The Parquet file exists, is readable and has exactly this schema."""
     try:

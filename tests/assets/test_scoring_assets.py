@@ -318,3 +318,41 @@ def test_chunked_scoring_gives_every_customer_the_same_row(trained):
             assert used_chunked["segment_thresholds"] == used["segment_thresholds"]
     finally:
         registry.set_champion(before.name, before.version, "restored after the chunking test", {})
+
+
+def test_keep_scored_days_deletes_the_features_and_exports_of_older_dates_only(trained, monkeypatch):
+    """LTV_KEEP_SCORED_DAYS: a partition deletes the per-date features and Feast exports of
+    the dates older than the newest by that many days, except its own dates, the training
+    plan's cutoffs and the online store's date; the scores stay. Last in this module: it
+    deletes the dates the other tests scored."""
+    from ltv_pipeline.lib import feature_exports
+
+    def dates_in(sql: str) -> set[str]:
+        with warehouse.connect(trained / "warehouse.duckdb", read_only=True) as con:
+            return {str(r[0]) for r in con.execute(sql).fetchall()}
+
+    monkeypatch.setenv("LTV_KEEP_SCORED_DAYS", "two")
+    assert "LTV_KEEP_SCORED_DAYS='two'" in refusal("2025-08-01")
+    with warehouse.connect(trained / "warehouse.duckdb", read_only=True) as con:
+        kept = {d.isoformat() for d in marts.read_plan(con).all_cutoffs}
+    online = feature_exports.online_as_of(trained)
+    kept |= {online.isoformat()} if online else set()
+    scored_before = set(scores.partition_counts(trained / "warehouse.duckdb"))
+    assert "2025-07-08" in dates_in("select distinct cutoff_date from marts.customer_features")
+
+    monkeypatch.setenv("LTV_KEEP_SCORED_DAYS", "2")
+    first = features_metadata(score({"dagster/asset_partition_range_start": "2025-08-01",
+                                     "dagster/asset_partition_range_end": "2025-08-03"}))
+    assert first["keep_scored_days"] == 2 and "2025-07-08" <= first["dates_pruned"]["last"] < "2025-08-01"
+    left = kept | {"2025-08-01", "2025-08-02", "2025-08-03"}  # the run's own dates stay
+    assert dates_in("select distinct cutoff_date from marts.customer_features") == left
+    assert dates_in("select distinct cutoff_date from marts.customer_btyd_summary") <= left
+
+    second = features_metadata(score({"dagster/partition": "2025-08-04"}))
+    assert second["dates_pruned"]["first"] == "2025-08-01" and second["dates_pruned"]["dates"] == 2
+    left = kept | {"2025-08-03", "2025-08-04"}
+    assert dates_in("select distinct cutoff_date from marts.customer_features") == left
+    files = {p.stem for p in (trained / "feast" / "data" / "customer_features").glob("*.parquet")}
+    assert files == left
+    assert dates_in(f"select cutoff_date from {dbt_state.CUTOFFS_BUILT_TABLE}") <= left
+    assert scored_before <= set(scores.partition_counts(trained / "warehouse.duckdb"))  # scores stay

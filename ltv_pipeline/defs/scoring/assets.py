@@ -86,7 +86,9 @@ def scoring_features(
     per user known at D), built by dbt with build_kind 'scoring' (the training plan is left
     alone) with the training plan's decay half-life, then exported to the Feast sources.
     Re-building D replaces its rows; a date whose rows were built from the same inputs already
-    is not built again (lib/dbt_state.py: in `ltv predict`, the training build just built D)."""
+    is not built again (lib/dbt_state.py: in `ltv predict`, the training build just built D).
+    With LTV_KEEP_SCORED_DAYS, the features and exports of older dates are deleted
+    (prune_history; the scores stay)."""
     days = partition_days(context)
     span = f"{days[0]}..{days[-1]}" if len(days) > 1 else days[0]
     first, last = data_span(warehouse_db)
@@ -103,6 +105,7 @@ def scoring_features(
                          f"Retrain (`ltv demo`, `ltv predict` or the full pipeline) in {currency}, or set "
                          f"LTV_BASE_CURRENCY={plan.base_currency}")
     horizon = training_horizon(plan, config)
+    keep = settings.keep_scored_days()  # a bad value fails here, before any build
     # the half-life the models learnt the decayed spend feature with
     half_life = plan.decay_half_life_days if plan else DEFAULT_DECAY_HALF_LIFE_DAYS
     started = time.perf_counter()
@@ -137,6 +140,7 @@ def scoring_features(
             dbt_state.record_cutoffs(con, batch, inputs, half_life)
     dbt_seconds = time.perf_counter() - started
     exported = feature_exports.export_cutoffs(warehouse_db.path, Path(warehouse_db.ltv_home), days)
+    pruned = prune_history(context, warehouse_db, days, plan, keep)
     with warehouse_db.connect(read_only=True) as con:
         per_day = dict(con.execute(
             "select strftime(cutoff_date, '%Y-%m-%d'), count(*) from marts.customer_features "
@@ -153,7 +157,35 @@ def scoring_features(
         "dates_reused": len(reused),
         "dbt_builds": len(runs),
         "decay_half_life_days": half_life,
+        "keep_scored_days": keep or "all",
+        "dates_pruned": dg.MetadataValue.json(pruned),
     })
+
+
+def prune_history(context: dg.AssetExecutionContext, warehouse_db: WarehouseResource, days: list[str],
+                  plan: marts.BuiltPlan | None, keep: int | None) -> dict[str, object]:
+    """With keep (LTV_KEEP_SCORED_DAYS, settings.keep_scored_days), delete the per-date mart
+    rows and Feast export files of dates older than the newest date in the marts by that many
+    days, except this run's dates, the training plan's cutoffs and the date the online store
+    serves. The files go first: a failure in between leaves rows whose files feast_registry
+    writes again, never files without rows. Returns what was deleted (empty when nothing was)."""
+    if not keep:
+        return {}
+    home = Path(warehouse_db.ltv_home)
+    protected = {date.fromisoformat(d) for d in days} | set(plan.all_cutoffs if plan else ())
+    online = feature_exports.online_as_of(home)
+    protected |= {online} if online else set()
+    with warehouse_db.connect(read_only=True) as con:
+        expired = dbt_state.expired_cutoffs(con, keep, protected)
+    if not expired:
+        return {}
+    files = feature_exports.delete_cutoff_files(home, expired)
+    with warehouse_db.connect() as con:
+        rows = dbt_state.delete_cutoffs(con, expired)
+    context.log.info(f"LTV_KEEP_SCORED_DAYS={keep}: deleted the features of {len(expired)} older date(s) "
+                     f"({expired[0]}..{expired[-1]}): {rows} rows, {files} export files")
+    return {"dates": len(expired), "first": expired[0].isoformat(), "last": expired[-1].isoformat(),
+            "rows": rows, "export_files": files}
 
 
 def build_features(context: dg.AssetExecutionContext, warehouse_db: WarehouseResource, days: list[str],
