@@ -31,6 +31,8 @@ from pathlib import Path
 
 import duckdb
 
+from ltv_pipeline.lib import warehouse
+
 RAW_TABLES = ("transactions", "users", "events", "fx_rates")
 STATE_SCHEMA = "ltv_state"
 STATE_TABLE = f"{STATE_SCHEMA}.dbt_upstream"
@@ -180,9 +182,7 @@ def delete_cutoffs(con: duckdb.DuckDBPyConnection, days: list[date]) -> dict[str
     deleted: dict[str, int] = {}
     if not days:
         return deleted
-    schema, table = CUTOFFS_BUILT_TABLE.split(".")
-    recorded = con.execute("select count(*) from information_schema.tables where table_schema = ? "
-                           "and table_name = ?", [schema, table]).fetchone()[0]
+    recorded = warehouse.has_table(con, CUTOFFS_BUILT_TABLE)
     con.execute("begin transaction")
     try:
         for mart in PER_CUTOFF_MARTS:

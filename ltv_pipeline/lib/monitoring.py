@@ -31,7 +31,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from ltv_pipeline.lib import drift, marts, metrics, scores
+from ltv_pipeline.lib import drift, marts, metrics, scores, warehouse
 
 MONITORED_FEATURES = (
     "frequency", "recency_days", "monetary_mean", "monetary_max",
@@ -56,8 +56,7 @@ def read_features(con: duckdb.DuckDBPyConnection, day, features=MONITORED_FEATUR
 
 def read_scores(con: duckdb.DuckDBPyConnection, day) -> pd.DataFrame:
     """user_id, predicted_value, model of scores.ltv_scores for as_of_date `day` (may be empty)."""
-    if not con.execute("select count(*) from information_schema.tables where table_schema = ? "
-                       "and table_name = 'ltv_scores'", [scores.SCHEMA]).fetchone()[0]:
+    if not warehouse.has_table(con, scores.TABLE):
         return pd.DataFrame(columns=["user_id", "predicted_value", "model"])
     return con.execute(f"select user_id, predicted_value, model from {scores.TABLE} "
                        "where as_of_date = ?", [_day(day)]).df()

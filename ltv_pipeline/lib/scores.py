@@ -114,7 +114,7 @@ def latest_record_date(ltv_home: Path) -> str | None:
 def read_partition(warehouse_path: Path, day: date | str) -> pd.DataFrame:
     """The rows of as_of_date `day`, by rank (empty when the partition was never scored)."""
     with warehouse.connect(warehouse_path, read_only=True) as con:
-        if not _exists(con, "ltv_scores"):
+        if not warehouse.has_table(con, TABLE):
             return pd.DataFrame(columns=list(COLUMNS))
         return con.execute(f"select * from {TABLE} where as_of_date = ? order by rank",
                            [pd.Timestamp(day).date()]).df()
@@ -123,7 +123,7 @@ def read_partition(warehouse_path: Path, day: date | str) -> pd.DataFrame:
 def thresholds(warehouse_path: Path, day: date | str) -> dict | None:
     """The segment thresholds partition `day` was scored with, or None."""
     with warehouse.connect(warehouse_path, read_only=True) as con:
-        if not _exists(con, "segment_thresholds"):
+        if not warehouse.has_table(con, THRESHOLDS_TABLE):
             return None
         row = con.execute(f"select thresholds_json from {THRESHOLDS_TABLE} where as_of_date = ?",
                           [pd.Timestamp(day).date()]).fetchone()
@@ -133,12 +133,7 @@ def thresholds(warehouse_path: Path, day: date | str) -> dict | None:
 def partition_counts(warehouse_path: Path) -> dict[str, int]:
     """Rows per as_of_date over the whole table (ISO date -> rows)."""
     with warehouse.connect(warehouse_path, read_only=True) as con:
-        if not _exists(con, "ltv_scores"):
+        if not warehouse.has_table(con, TABLE):
             return {}
         rows = con.execute(f"select as_of_date, count(*) from {TABLE} group by 1 order by 1").fetchall()
     return {d.isoformat(): int(n) for d, n in rows}
-
-
-def _exists(con, table: str) -> bool:
-    return bool(con.execute("select count(*) from information_schema.tables where table_schema = ? "
-                            "and table_name = ?", [SCHEMA, table]).fetchone()[0])
