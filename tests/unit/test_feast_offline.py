@@ -230,3 +230,18 @@ def test_a_ttl_shorter_than_the_cutoffs_spacing_reads_only_the_cutoffs_it_can_ma
         want, _ = _latest(mine, "event_timestamp")
         assert _same(row.n, None if want is None else want["n"]) and _same(row.x, None if want is None else want["x"])
     assert got["n"].notna().sum() > 20 and got.loc[got["user_id"] == "old", "n"].isna().all()
+
+
+def test_windows_merge_overlaps_and_fall_back_to_one_span_when_there_are_too_many():
+    from ltv_pipeline.lib.feast_offline import MAX_WINDOWS, _windows
+
+    day = timedelta(days=1) - timedelta(microseconds=1)
+    stamps = pd.Series(list(CUTOFFS) + [CUTOFFS[1], CUTOFFS[1] + pd.Timedelta(hours=6)])
+    assert _windows(stamps, day) == [  # duplicates once; 6 h later overlaps cutoff 1's window
+        (CUTOFFS[0] - day, CUTOFFS[0]), (CUTOFFS[1] - day, CUTOFFS[1] + pd.Timedelta(hours=6)),
+        (CUTOFFS[2] - day, CUTOFFS[2])]
+    assert _windows(stamps, TTL) == [(CUTOFFS[0] - TTL, CUTOFFS[2])]  # 100 days: all overlap
+    assert _windows(stamps, None) == [(None, CUTOFFS[2])]  # no ttl: everything up to the last
+    daily = pd.Series(pd.date_range("2024-01-01 23:59:59.999999", periods=MAX_WINDOWS + 1, freq="2D", tz="UTC"))
+    assert _windows(daily, day) == [(daily.iloc[0] - day, daily.iloc[-1])]  # too many: one span
+    assert len(_windows(daily.iloc[:-1], day)) == MAX_WINDOWS
