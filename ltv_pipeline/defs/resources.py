@@ -10,7 +10,7 @@ import dagster as dg
 import duckdb
 from pydantic import Field
 
-from ltv_pipeline.lib import warehouse
+from ltv_pipeline.lib import marts, warehouse
 from ltv_pipeline.lib.registry import ModelRegistry
 
 
@@ -28,6 +28,15 @@ class WarehouseResource(dg.ConfigurableResource):
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         with warehouse.connect(self.path, read_only=read_only) as con:
             yield con
+
+    def training_plan(self) -> marts.BuiltPlan | None:
+        """The plan of the last training build (intermediate.int_cutoffs_planned), None before
+        the first one."""
+        with self.connect(read_only=True) as con:
+            try:
+                return marts.read_plan(con)
+            except Exception:  # no training build yet
+                return None
 
 
 class ModelRegistryResource(dg.ConfigurableResource):

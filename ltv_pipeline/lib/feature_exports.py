@@ -190,14 +190,15 @@ def export_cutoffs(warehouse_path: Path, ltv_home: Path | None = None,
             days = sorted(present[view.name]) if wanted is None else wanted
             folder = base / view.folder
             folder.mkdir(parents=True, exist_ok=True)
-            todo = days
+            export = lambda ds: sum(_export_cutoff(con, view, d, cutoff_file(folder, d)) for d in ds)  # noqa: E731
             if wanted is None and fresh is not None and fresh & set(days):
-                first = [d for d in days if d in fresh]
-                written[view.name] = sum(_export_cutoff(con, view, d, cutoff_file(folder, d)) for d in first)
-                schema = pq.read_schema(cutoff_file(folder, first[0]))
-                todo = [d for d in days if d not in fresh and not _has_schema(cutoff_file(folder, d), schema)]
-            written[view.name] = written.get(view.name, 0) + sum(
-                _export_cutoff(con, view, day, cutoff_file(folder, day)) for day in todo)
+                built = [d for d in days if d in fresh]
+                written[view.name] = export(built)  # first: their new files' schema is the reference
+                schema = pq.read_schema(cutoff_file(folder, built[0]))
+                written[view.name] += export([d for d in days if d not in fresh
+                                              and not _has_schema(cutoff_file(folder, d), schema)])
+            else:
+                written[view.name] = export(days)
             if wanted is None:
                 keep = {cutoff_file(folder, d).name for d in days}
                 for stale in folder.glob("*.parquet"):

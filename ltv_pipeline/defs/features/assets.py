@@ -9,7 +9,6 @@ from datetime import date
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 from dagster_dbt import get_asset_key_for_model
 
 from ltv_pipeline import groups
@@ -17,7 +16,6 @@ from ltv_pipeline.defs.resources import WarehouseResource
 from ltv_pipeline.defs.transform.assets import build_dbt_assets
 from ltv_pipeline.lib import feature_exports as exports
 from ltv_pipeline.lib import feature_store as fs
-from ltv_pipeline.lib import marts
 from ltv_pipeline.partitions import daily_partitions
 
 # The marts behind the feature views (their FileSources' dbt_model tags).
@@ -37,12 +35,8 @@ def feast_registry(context: dg.AssetExecutionContext, warehouse_db: WarehouseRes
     file is missing or has another schema (atomically; files of cutoffs no longer in a mart are
     deleted; lib/feature_exports.export_cutoffs), then applies feature_repo/."""
     home = Path(warehouse_db.ltv_home)
-    with warehouse_db.connect(read_only=True) as con:
-        try:
-            planned = marts.read_plan(con).all_cutoffs
-        except (ValueError, duckdb.CatalogException):  # no plan: export every cutoff
-            planned = None
-    rows = exports.export_cutoffs(warehouse_db.path, home, rebuilt=planned)
+    plan = warehouse_db.training_plan()  # none yet: every cutoff is exported
+    rows = exports.export_cutoffs(warehouse_db.path, home, rebuilt=plan.all_cutoffs if plan else None)
     store = fs.feature_store(home)
     fs.apply_repo(store)
     views = {v.name: len(v.features) for v in store.list_feature_views()}

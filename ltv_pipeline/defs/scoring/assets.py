@@ -59,15 +59,6 @@ def partition_days(context: dg.AssetExecutionContext) -> list[str]:
     return sorted(context.partition_keys)
 
 
-def training_plan(warehouse_db: WarehouseResource) -> marts.BuiltPlan | None:
-    """The plan of the last training build (None before the first one)."""
-    with warehouse_db.connect(read_only=True) as con:
-        try:
-            return marts.read_plan(con)
-        except Exception:  # no training build yet
-            return None
-
-
 def training_horizon(plan: marts.BuiltPlan | None, config: ScoringConfig) -> int:
     """The configured horizon, else the training plan's, else the project default."""
     if config.horizon_days:
@@ -95,7 +86,7 @@ def scoring_features(
     if date.fromisoformat(days[0]) < first:
         raise InputError(f"scoring date {days[0]} is before the first transaction date {first} "
                          f"(the data spans {first} to {last}): choose dates from {first} on")
-    plan = training_plan(warehouse_db)
+    plan = warehouse_db.training_plan()
     currency = settings.base_currency()
     if plan and plan.base_currency and plan.base_currency != currency:
         raise InputError(f"the models were trained on amounts in {plan.base_currency} (the training plan, "
@@ -225,7 +216,7 @@ def ltv_scores(
     (with exploration slots), model, top LightGBM contributions (for the explain_top most
     valuable users) and cold_start. Re-scoring D replaces its rows in one transaction."""
     home = Path(warehouse_db.ltv_home)
-    horizon = training_horizon(training_plan(warehouse_db), config)
+    horizon = training_horizon(warehouse_db.training_plan(), config)
     summaries: dict[str, dict] = {}
     started = time.perf_counter()
     for day in partition_days(context):
