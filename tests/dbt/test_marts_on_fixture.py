@@ -191,7 +191,7 @@ def test_cohort_revenue_uses_signup_month_else_first_purchase_month(first_build,
 
 
 def test_building_a_cutoff_again_replaces_it(first_build, dbt_warehouse):
-    # Same raw data: rebuilding the marts alone (incremental, delete+insert) is enough.
+    # Same raw data: rebuilding the marts alone (incremental: the pre-hook deletes the cutoffs, then append) is enough.
     dbt_warehouse.build(VARS, "--select", "path:models/marts")
     assert counts(dbt_warehouse) == first_build["counts"]
     pd.testing.assert_frame_equal(features(dbt_warehouse), first_build["features"])

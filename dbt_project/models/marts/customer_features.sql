@@ -1,8 +1,7 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key=['user_id', 'cutoff_date'],
+        incremental_strategy='append',
         on_schema_change='append_new_columns',
         pre_hook="{{ ltv_delete_cutoffs_being_built() }}",
     )
