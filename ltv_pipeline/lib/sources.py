@@ -73,11 +73,27 @@ def _text_type(arrow_type):
     return TEXT if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) else None
 
 
+CSV_DELIMITERS = (";", "\t", "|")  # tried, in this order, when the header has no comma
+
+
+def csv_delimiter(path: Path) -> str:
+    """The CSV's field separator, read off its header: a comma, unless the header has none and
+    holds a semicolon, tab or pipe (a spreadsheet's export in many locales uses ';'). A header
+    of one column has none of them and stays comma-separated."""
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
+        header = f.readline()
+    if "," in header:
+        return ","
+    return next((d for d in CSV_DELIMITERS if d in header), ",")
+
+
 def read_file(path: Path) -> pd.DataFrame:
-    """Read a CSV (every column as text, so validation sees values as given) or Parquet file."""
+    """Read a CSV (every column as text, so validation sees values as given; the separator from
+    csv_delimiter) or Parquet file."""
     try:
         if path.suffix == ".csv":
-            return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+            return pd.read_csv(path, sep=csv_delimiter(path), dtype=str, keep_default_na=False,
+                               na_values=[""])
         import pyarrow.parquet as pq
 
         return pq.read_table(path).to_pandas(types_mapper=_text_type)

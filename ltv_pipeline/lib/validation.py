@@ -31,6 +31,9 @@ DUPLICATE_LINE = "duplicate line (same transaction_id and values as an earlier r
 NUMERIC_ID = r"^[+-]?\d+(\.\d+)?([eE]\+\d+)?$"
 INTEGRAL_DECIMAL = r"^[+-]?\d+\.0+$"
 SCIENTIFIC = r"^[+-]?\d+(\.\d+)?[eE]\+\d+$"
+# A number written with a decimal comma (12,50 or 1.234,50), as spreadsheets in many locales
+# export it: named in the error, not guessed (1,234 may mean either).
+DECIMAL_COMMA = r"^[+-]?\d{1,3}(\.\d{3})*,\d+$|^[+-]?\d+,\d+$"
 ID_PROBE_SIZE = 10_000
 # Text is held Arrow-backed (missing = NaN, comparisons give numpy bools): strip, lower, isin
 # and regexes run vectorised in Arrow; pandas' python-backed "string" calls Python per value
@@ -53,10 +56,11 @@ def _file_error(file: str, column: str, what: str, values) -> InputError:
     return InputError(f"{file}: column '{column}' {what}; sample: {sample(values)}")
 
 
-def _check_share(file, column, bad: np.ndarray, raw: pd.Series, what: str) -> None:
+def _check_share(file, column, bad: np.ndarray, raw: pd.Series, what: str, hint: str = "") -> None:
     n = len(bad)
     if n and bad.sum() > MAX_BAD_SHARE * n:
-        raise _file_error(file, column, f"{what} in {bad.sum():,} of {n:,} rows", raw[bad].head(5))
+        error = _file_error(file, column, f"{what} in {bad.sum():,} of {n:,} rows", raw[bad].head(5))
+        raise InputError(f"{error}{hint}") if hint else error
 
 
 def _matches(text: pa.Array, regex: str) -> np.ndarray:
@@ -121,7 +125,10 @@ def _numbers(df, col, file, rows: _Rows, required: bool) -> pd.Series:
         given = raw.notna() & (text != "") & text.notna()
         nan_text = text.str.lower().isin(["nan", "inf", "-inf", "infinity"])
         bad = (given & num.isna() & ~nan_text).to_numpy()
-    _check_share(file, col, bad, raw, "is not numeric")
+    comma = bad.any() and text[bad].head(100).str.fullmatch(DECIMAL_COMMA).mean() > 0.5
+    _check_share(file, col, bad, raw, "is not numeric",
+                 ". These look like decimal commas: write numbers with a decimal point (12.50, not 12,50)"
+                 if comma else "")
     rows.reject(bad, f"non-numeric {col}")
     rows.reject(nan_text | ~np.isfinite(num.fillna(0)), f"{col} is NaN or infinite")
     if required:

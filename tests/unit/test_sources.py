@@ -169,3 +169,42 @@ def test_output_ids_keep_the_integer_type_of_a_parquet_file(tmp_path):
     assert sources.ids_as_given(ids, tmp_path / "text.parquet") is ids
     write_csv(tmp_path, "ints", pd.DataFrame({"user_id": [7, 12, 0]}))
     assert sources.ids_as_given(ids, tmp_path / "ints.csv") is ids
+
+
+@pytest.mark.parametrize("sep, encoding", [(";", "utf-8-sig"), ("\t", "utf-8"), ("|", "utf-8")])
+def test_a_csv_separated_otherwise_reads_as_the_comma_separated_one(tmp_path, sep, encoding):
+    """A spreadsheet's export in many locales separates with ';' (often behind a byte-order
+    mark): the header tells the separator. Before, the whole header was one column and the load
+    stopped with 'missing required column(s)'."""
+    write_csv(tmp_path / "comma", "transactions", TX)
+    other = tmp_path / "other"
+    other.mkdir()
+    TX.to_csv(other / "transactions.csv", index=False, sep=sep, encoding=encoding)
+    assert sources.csv_delimiter(other / "transactions.csv") == sep
+    pd.testing.assert_frame_equal(sources.read_directory(other)["transactions"].frame,
+                                  sources.read_directory(tmp_path / "comma")["transactions"].frame)
+
+
+def test_a_one_column_csv_and_commas_inside_quoted_values_stay_comma_separated(tmp_path):
+    users = write_csv(tmp_path, "users", pd.DataFrame({"user_id": ["a;b", "c"]}))
+    assert sources.csv_delimiter(users) == ","
+    assert sources.read_file(users)["user_id"].tolist() == ["a;b", "c"]
+    tx = write_csv(tmp_path, "transactions", TX.assign(sku=["x;y", "z", "w"]))
+    assert sources.csv_delimiter(tx) == ","
+
+
+def test_decimal_commas_are_named_in_the_error(tmp_path):
+    (tmp_path / "transactions.csv").write_text(
+        "user_id;ts;amount\n1;2025-01-01;10,50\n2;2025-01-02;1.234,00\n2;2025-02-01;7\n")
+    with pytest.raises(InputError) as info:
+        sources.prepare_loads(sources.read_directory(tmp_path))
+    message = str(info.value)
+    assert "column 'amount' is not numeric in 2 of 3 rows; sample: '10,50', '1.234,00'" in message
+    assert message.endswith("These look like decimal commas: write numbers with a decimal point "
+                            "(12.50, not 12,50)")
+    # other non-numeric text gets no such hint
+    (tmp_path / "transactions.csv").write_text(
+        "user_id,ts,amount\n1,2025-01-01,ten\n2,2025-01-02,five\n2,2025-02-01,7\n")
+    with pytest.raises(InputError) as info:
+        sources.prepare_loads(sources.read_directory(tmp_path))
+    assert str(info.value).endswith("sample: 'ten', 'five'")
