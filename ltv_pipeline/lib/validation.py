@@ -31,9 +31,21 @@ DUPLICATE_LINE = "duplicate line (same transaction_id and values as an earlier r
 NUMERIC_ID = r"^[+-]?\d+(\.\d+)?([eE]\+\d+)?$"
 INTEGRAL_DECIMAL = r"^[+-]?\d+\.0+$"
 SCIENTIFIC = r"^[+-]?\d+(\.\d+)?[eE]\+\d+$"
-# A number written with a decimal comma (12,50 or 1.234,50), as spreadsheets in many locales
-# export it: named in the error, not guessed (1,234 may mean either).
-DECIMAL_COMMA = r"^[+-]?\d{1,3}(\.\d{3})*,\d+$|^[+-]?\d+,\d+$"
+# Values a column often holds in another notation than the contract's, and what to do about
+# them: named in the file error when most of its unparseable values look so, never guessed
+# (1,234 may be either number; 12/1/2010 either date). A number with a decimal comma (12,50 or
+# 1.234,50), as spreadsheets in many locales export it:
+NUMBER_HINTS = (
+    (r"^[+-]?\d{1,3}(?:\.\d{3})*,\d+$|^[+-]?\d+,\d+$",
+     "These look like decimal commas: write numbers with a decimal point (12.50, not 12,50)"),
+)
+# Date/times that are not ISO 8601 but often given: named in the error, not guessed.
+TIMESTAMP_HINTS = (
+    (r"^\d{9,19}$", "These look like Unix epoch times: write ISO 8601 date/times "
+                     "(2025-01-31 or 2025-01-31T12:00:00Z)"),
+    (r"^\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}", "These look like local dates (12/1/2010): write ISO 8601 "
+                                          "(2010-12-01); day and month cannot be told apart in them"),
+)
 ID_PROBE_SIZE = 10_000
 # Text is held Arrow-backed (missing = NaN, comparisons give numpy bools): strip, lower, isin
 # and regexes run vectorised in Arrow; pandas' python-backed "string" calls Python per value
@@ -61,6 +73,17 @@ def _check_share(file, column, bad: np.ndarray, raw: pd.Series, what: str, hint:
     if n and bad.sum() > MAX_BAD_SHARE * n:
         error = _file_error(file, column, f"{what} in {bad.sum():,} of {n:,} rows", raw[bad].head(5))
         raise InputError(f"{error}{hint}") if hint else error
+
+
+def _hint(text: pd.Series, bad: np.ndarray, hints) -> str:
+    """'. <advice>' of the first (regex, advice) that most of the first 100 bad values match."""
+    if not bad.any():
+        return ""
+    shown = text[bad].head(100)
+    for regex, advice in hints:
+        if len(shown) and shown.str.contains(regex, regex=True).mean() > 0.5:
+            return f". {advice}"
+    return ""
 
 
 def _matches(text: pa.Array, regex: str) -> np.ndarray:
@@ -102,7 +125,8 @@ def _timestamps(df, col, file, rows: _Rows, now: datetime, required: bool) -> pd
         text = _text(raw)
         ts = pd.to_datetime(text, errors="coerce", format="ISO8601", utc=True)
         bad = (text.notna() & (text != "") & ts.isna()).to_numpy()
-        _check_share(file, col, bad, raw, "is not an ISO 8601 date/time")
+        _check_share(file, col, bad, raw, "is not an ISO 8601 date/time",
+                     _hint(text, bad, TIMESTAMP_HINTS))
         rows.reject(bad, f"unparseable {col} (expected ISO 8601)")
     if getattr(ts.dtype, "tz", None) is not None:
         ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
@@ -119,16 +143,14 @@ def _numbers(df, col, file, rows: _Rows, required: bool) -> pd.Series:
     if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
         # a numeric column (Parquet): no text to judge; NaN is missing, +-inf is infinite
         given, nan_text = num.notna(), pd.Series(np.isinf(num.to_numpy()), index=num.index)
-        bad = np.zeros(len(raw), dtype=bool)
+        bad, hint = np.zeros(len(raw), dtype=bool), ""
     else:
         text = _text(raw)
         given = raw.notna() & (text != "") & text.notna()
         nan_text = text.str.lower().isin(["nan", "inf", "-inf", "infinity"])
         bad = (given & num.isna() & ~nan_text).to_numpy()
-    comma = bad.any() and text[bad].head(100).str.fullmatch(DECIMAL_COMMA).mean() > 0.5
-    _check_share(file, col, bad, raw, "is not numeric",
-                 ". These look like decimal commas: write numbers with a decimal point (12.50, not 12,50)"
-                 if comma else "")
+        hint = _hint(text, bad, NUMBER_HINTS)
+    _check_share(file, col, bad, raw, "is not numeric", hint)
     rows.reject(bad, f"non-numeric {col}")
     rows.reject(nan_text | ~np.isfinite(num.fillna(0)), f"{col} is NaN or infinite")
     if required:

@@ -208,3 +208,17 @@ def test_decimal_commas_are_named_in_the_error(tmp_path):
     with pytest.raises(InputError) as info:
         sources.prepare_loads(sources.read_directory(tmp_path))
     assert str(info.value).endswith("sample: 'ten', 'five'")
+
+
+@pytest.mark.parametrize("values, hint", [
+    (["1735689600", "1735776000", "2025-02-01"], "These look like Unix epoch times"),
+    (["12/1/2010 8:26", "12/2/2010 9:00", "2025-02-01"], "These look like local dates (12/1/2010)"),
+    (["soon", "later", "2025-02-01"], None),
+])
+def test_timestamps_in_another_notation_are_named_in_the_error(tmp_path, values, hint):
+    write_csv(tmp_path, "transactions", TX.assign(ts=values, currency="USD"))
+    with pytest.raises(InputError) as info:
+        sources.prepare_loads(sources.read_directory(tmp_path))
+    message = str(info.value)
+    assert f"column 'ts' is not an ISO 8601 date/time in 2 of 3 rows; sample: '{values[0]}', '{values[1]}'" in message
+    assert (hint in message) if hint else message.endswith(f"'{values[1]}'")
