@@ -7,6 +7,7 @@ import argparse
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -228,9 +229,13 @@ def predict(args: argparse.Namespace) -> int:
         "raw_tables": {"config": {"source": str(staged)}},
         "ltv_dbt_models": {"config": {"as_of": cutoff, "horizon_days": args.horizon_days}},
     }}
-    result = run_job("full_pipeline_job", run_config, tags={"ltv/command": "predict"})
-    # the scoring partition of the cutoff, as the daily schedule would write it (no online store)
-    score_range(cutoff, cutoff, {"ltv/command": "predict"}, skip_online=True)
+    # the run's today is the end of the forecast window at least: a log dated after the
+    # machine's clock is read as of the cutoff (no row up to then is "in the future") and the
+    # cutoff is a scoring partition even when it is after the machine's yesterday
+    with settings.today_at_least(args.cutoff + timedelta(days=1 + args.horizon_days)):
+        result = run_job("full_pipeline_job", run_config, tags={"ltv/command": "predict"})
+        # the scoring partition of the cutoff, as the daily schedule would write it (no online store)
+        score_range(cutoff, cutoff, {"ltv/command": "predict"}, skip_online=True)
     rows = scores.read_partition(settings.warehouse_path(), cutoff)
     rows["user_id"] = ids_as_given(rows["user_id"], args.transactions)
     write_frame(rows.sort_values("user_id", kind="stable")[OUTPUT_COLUMNS], args.out)
@@ -253,7 +258,6 @@ def monitor(args: argparse.Namespace) -> int:
     whose horizon matures at D, when D - H >= R (a date the current champion could have
     scored in production; earlier forecasts made now would have seen their own window)."""
     import json
-    from datetime import timedelta
 
     from ltv_pipeline.lib import marts, scores, warehouse
     from ltv_pipeline.lib.errors import InputError

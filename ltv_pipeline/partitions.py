@@ -13,13 +13,17 @@ import dagster as dg
 
 from ltv_pipeline import settings
 
+# Days the partitions run past the machine's yesterday: settings.today() (LTV_TODAY, as `ltv
+# predict` sets it for a cutoff after the machine's date) less the machine's date, when later.
+END_OFFSET_DAYS = (settings.today() - date.today()).days
+
 daily_partitions = dg.DailyPartitionsDefinition(
-    start_date=settings.partitions_start(), end_offset=0, fmt="%Y-%m-%d"
+    start_date=settings.partitions_start(), end_offset=END_OFFSET_DAYS, fmt="%Y-%m-%d"
 )
 
 
 def has_partition(day: date | str) -> bool:
     """Whether `day` is a key of daily_partitions as loaded in this process."""
     key = day if isinstance(day, str) else day.isoformat()
-    yesterday = (date.today() - timedelta(days=1)).isoformat()
+    yesterday = (date.today() + timedelta(days=END_OFFSET_DAYS - 1)).isoformat()
     return daily_partitions.start.strftime("%Y-%m-%d") <= key <= yesterday

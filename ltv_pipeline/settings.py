@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import date
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 DEFAULT_HOME = ".ltv"
@@ -123,6 +125,49 @@ def base_currency() -> str:
         return json.loads(data_span_path().read_text())["base_currency"]
     except (FileNotFoundError, KeyError, ValueError):
         return DEFAULT_BASE_CURRENCY
+
+
+def today() -> date:
+    """The pipeline's today: the machine's date, or LTV_TODAY (an ISO date) when that is later.
+    The daily partitions end the day before it (partitions.py), and an input row is in the
+    future only when it is after both the machine's clock and the start of that day
+    (lib/validation). `ltv predict` sets LTV_TODAY to the end of its forecast window (cutoff +
+    1 day + H days), so a log dated after the machine's clock (a simulation, or a machine whose
+    clock is behind) is read as of the cutoff it is given, not cut at the machine's now."""
+    machine = date.today()
+    raw = os.environ.get("LTV_TODAY", "").strip()
+    if not raw:
+        return machine
+    try:
+        given = date.fromisoformat(raw)
+    except ValueError:
+        from ltv_pipeline.lib.errors import InputError
+
+        raise InputError(f"LTV_TODAY={raw!r} is not an ISO date (YYYY-MM-DD)") from None
+    return max(machine, given)
+
+
+@contextmanager
+def today_at_least(day: date) -> Iterator[None]:
+    """LTV_TODAY moved to `day` while inside, when that is later than today(); restored after
+    (subprocesses started inside inherit it)."""
+    previous = os.environ.get("LTV_TODAY")
+    if day > today():
+        os.environ["LTV_TODAY"] = day.isoformat()
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("LTV_TODAY", None)
+        else:
+            os.environ["LTV_TODAY"] = previous
+
+
+def clock() -> datetime:
+    """The time (UTC, naive) after which a loaded row is in the future: the machine's clock, or
+    the start of today() when LTV_TODAY makes that later."""
+    machine = datetime.now(timezone.utc).replace(tzinfo=None)
+    return max(machine, datetime.combine(today(), datetime.min.time()))
 
 
 def partitions_start() -> str:

@@ -7,7 +7,7 @@ validates them (lib/validation.py) into TableLoads that lib/warehouse.py writes 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -154,9 +154,11 @@ def load_currency(tables: dict[str, InputTable], configured: str | None, default
     return default
 
 
-def prepare_loads(tables: dict[str, InputTable], base_currency: str = "USD") -> list[TableLoad]:
+def prepare_loads(tables: dict[str, InputTable], base_currency: str = "USD",
+                  now: datetime | None = None) -> list[TableLoad]:
     """Validate every table (fx_rates first: its currencies decide which transactions are
     convertible). Tables the source lacks are loaded empty so downstream SQL always has them.
+    A row after `now` is in the future (default: the machine's clock).
 
     Consumes `tables`: each file's frame leaves the dict (and memory) once validated, so the
     peak holds one raw table beside the validated ones (1M users, 6.9M events: 3.84 GB when
@@ -171,7 +173,7 @@ def prepare_loads(tables: dict[str, InputTable], base_currency: str = "USD") -> 
             empty = pd.DataFrame(columns=list(CONTRACTS[name].columns))
             loads[name] = TableLoad(name, None, 0, empty, empty.assign(reason=None))
             continue
-        clean, bad = validate_table(name, table.frame, table.file, known, base_currency)
+        clean, bad = validate_table(name, table.frame, table.file, known, base_currency, now)
         if name == "fx_rates":
             known = set(clean["currency"].dropna())
         loads[name] = TableLoad(name, table.file, len(table.frame), clean, bad)

@@ -87,3 +87,33 @@ def test_predict_on_a_log_that_ends_before_the_cutoff(tmp_path):
     origins = {o for per_model in json.loads(report.read_text())["leaderboard"].values()
                for o in per_model if o != "mean"}
     assert origins == {"1997-10-30", "1997-11-29", "1997-12-29"}  # 1998-03-29 - 90 - 30 k days
+
+
+def test_predict_on_a_log_dated_after_the_machines_clock(tmp_path):
+    """CDNOW_sample 56 years later (the same calendar: weekdays and leap years repeat every 28
+    years), classic split at 2053-09-30. Before, every row after the machine's clock went to
+    quarantine as 'ts in the future' and the cutoff was no scoring partition (after the machine's
+    yesterday): exit 1. Now the run's today is the end of the forecast window: every row loads
+    and the fits reproduce the published estimates as at 1997-09-30."""
+    full = pd.read_csv(cdnow_sample_csv(tmp_path / "full.csv"), dtype={"user_id": str})
+    later = pd.to_datetime(full["ts"]) + pd.DateOffset(years=56)
+    assert later.min() > pd.Timestamp.now() + pd.DateOffset(years=20)
+    full.assign(ts=later.dt.strftime("%Y-%m-%d")).to_csv(tmp_path / "later.csv", index=False)
+    out, report = tmp_path / "scores.csv", tmp_path / "report.json"
+    env = {**os.environ, "LTV_HOME": str(tmp_path / "home")}
+    env.pop("DAGSTER_HOME", None)
+    env.pop("LTV_TODAY", None)
+    proc = subprocess.run(
+        [LTV, "predict", "--transactions", str(tmp_path / "later.csv"), "--cutoff", "2053-09-30",
+         "--horizon-days", "273", "--out", str(out), "--report", str(report)],
+        env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"raw.transactions: {len(full):,} rows, 0 quarantined" in proc.stderr
+    scores = pd.read_csv(out, dtype={"user_id": str})
+    assert len(scores) == 2357 and scores["predicted_value"].notna().all()
+    rep = json.loads(report.read_text())
+    for model, params in PUBLISHED.items():
+        for name, value in params.items():
+            got = rep["btyd_parameters"][model][name]
+            assert abs(got / value - 1) < 0.002, (model, name, got, value)

@@ -58,7 +58,7 @@ def raw_tables(context: dg.AssetExecutionContext, config: IngestConfig, warehous
     if currency != (configured or settings.DEFAULT_BASE_CURRENCY):
         context.log.warning(f"every transaction is in {currency} and the source has no fx rates: amounts "
                             f"stay in {currency}, the base currency of this load (LTV_BASE_CURRENCY sets it)")
-    loads = sources.prepare_loads(tables, currency)  # consumes tables
+    loads = sources.prepare_loads(tables, currency, settings.clock())  # consumes tables
     # customers erased with `ltv forget` stay out of every later load (LTV_HOME/privacy)
     loads, erased = sources.drop_erased(loads, warehouse_db.path.parent)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")

@@ -21,7 +21,6 @@ from ltv_pipeline.defs.jobs import PARTITIONED
 from ltv_pipeline.defs.monitoring.assets import FIGURES_KEY, monitoring
 from ltv_pipeline.defs.transform.assets import DBT_ASSETS_NAME
 from ltv_pipeline.lib import drift
-from ltv_pipeline.partitions import daily_partitions
 
 # The unpartitioned training graph without the loads: dbt build as of D (with its tests),
 # the quality and leakage checks, the Feast registry, training, backtests and the champion
@@ -37,7 +36,7 @@ retrain_job = dg.define_asset_job(
 )
 
 monitor_job = dg.define_asset_job(
-    "monitor_job", selection=dg.AssetSelection.assets(monitoring), partitions_def=daily_partitions,
+    "monitor_job", selection=dg.AssetSelection.assets(monitoring),
     tags={settings.WRITES_WAREHOUSE_TAG: "true"},
     hooks=RELEASE_MEMORY,
     description="Materialize monitoring partitions (the scores of the day must exist).",

@@ -4,13 +4,11 @@ import dagster as dg
 
 from ltv_pipeline.defs.hooks import RELEASE_MEMORY
 from ltv_pipeline.defs.scoring.assets import audience_exports, ltv_scores, scoring_features
-from ltv_pipeline.partitions import daily_partitions
 
 score_job = dg.define_asset_job(
     "score_job",
     selection=dg.AssetSelection.assets(scoring_features, ltv_scores, audience_exports)
-    | dg.AssetSelection.keys("online_features"),
-    partitions_def=daily_partitions,
+    | dg.AssetSelection.assets("online_features"),
     hooks=RELEASE_MEMORY,
     # one process for the whole run, as `ltv score` runs it: a process per step loaded the
     # definitions again for each (~2.5 s apiece); memory is released after every step (hooks)
