@@ -7,12 +7,13 @@ import argparse
 import subprocess
 import sys
 import time
+from contextlib import nullcontext
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from ltv_pipeline import settings
-from ltv_pipeline.cli import EXIT_OK, progress
+from ltv_pipeline.cli import EXIT_INPUT, EXIT_OK, progress
 from ltv_pipeline.runner import run_job
 
 
@@ -31,11 +32,15 @@ def demo(args: argparse.Namespace) -> int:
             "ltv_dbt_models": {"config": transform},
         }
     }
-    result = run_job("full_pipeline_job", run_config, tags={"ltv/command": "demo"})
-    progress(f"run {result.run_id} finished in {time.perf_counter() - t0:.1f} s")
-    day = _scoring_date(result)
-    scored = score_range(day, day, {"ltv/command": "demo"})
-    monitored = run_job("monitor_job", {}, tags={"dagster/partition": day, "ltv/command": "demo"})
+    # an --as-of after the machine's date is a scoring partition of this run (settings.today);
+    # later `ltv score` or `ltv monitor` runs of such dates need LTV_TODAY set likewise
+    later = settings.today_at_least(args.as_of + timedelta(days=1)) if args.as_of else nullcontext()
+    with later:
+        result = run_job("full_pipeline_job", run_config, tags={"ltv/command": "demo"})
+        progress(f"run {result.run_id} finished in {time.perf_counter() - t0:.1f} s")
+        day = _scoring_date(result)
+        scored = score_range(day, day, {"ltv/command": "demo"})
+        monitored = run_job("monitor_job", {}, tags={"dagster/partition": day, "ltv/command": "demo"})
     print_leaderboard(result)
     print_outputs(result.run_id)
     print(f"scores: {_scores_line(day)} (run {scored})")
@@ -69,8 +74,13 @@ def score_range(first: str, last: str, tags: dict[str, str] | None = None,
 
     if not has_partition(first) and "ltv_pipeline.definitions" in sys.modules:
         progress(f"the partitions were loaded before {first} existed: scoring in a new process")
-        subprocess.run([sys.executable, "-m", "ltv_pipeline.cli", "score", "--from", first,
-                        "--to", last, *(["--skip-online"] if skip_online else [])], check=True)
+        done = subprocess.run([sys.executable, "-m", "ltv_pipeline.cli", "score", "--from", first,
+                               "--to", last, *(["--skip-online"] if skip_online else [])])
+        if done.returncode == EXIT_INPUT:  # it said why on stderr
+            from ltv_pipeline.lib.errors import InputError
+
+            raise InputError(f"`ltv score --from {first} --to {last}` refused its dates (above)")
+        done.check_returncode()
         return "(see the UI)"
     run_tags = {"dagster/asset_partition_range_start": first,
                 "dagster/asset_partition_range_end": last, **(tags or {})}

@@ -79,3 +79,16 @@ def test_the_daily_partitions_run_to_the_day_before_the_pipelines_today(tmp_path
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split()[0] == (date.today() - timedelta(days=1)).isoformat()
     assert out.stdout.split()[-1] == "0"
+
+
+def test_a_date_the_scoring_process_refuses_is_an_input_error_not_an_internal_one(ltv_home, monkeypatch):
+    """score_range hands a date this process's partitions lack to a fresh `ltv score` process;
+    when that one refuses it (exit 2, its message on stderr), the caller exits 2 as well (it
+    reported an internal error, exit 1, before)."""
+    import ltv_pipeline.definitions  # noqa: F401 - the partitions as loaded in this process
+    from ltv_pipeline import commands
+
+    monkeypatch.delenv("LTV_TODAY", raising=False)
+    far = (date.today() + timedelta(days=3650)).isoformat()
+    with pytest.raises(InputError, match=rf"`ltv score --from {far} --to {far}` refused its dates"):
+        commands.score_range(far, far, skip_online=True)
