@@ -46,9 +46,18 @@ training_users as (
 
 population as (
 
-    -- Everyone known before D + 1 day: a transaction or an event before it, or a signup.
+    -- Everyone known before D + 1 day: a transaction or an event before it, or a signup, with
+    -- the attributes `joined` reads (carried here: joining users again cost a 1M x 1M hash
+    -- join, ~0.35 s of a 1M-user scoring build).
     select
         users.user_id,
+        users.signup_ts,
+        users.signup_date,
+        users.first_transaction_ts,
+        users.first_transaction_country,
+        users.country,
+        users.device,
+        users.acquisition_source,
         cutoffs.cutoff_date,
         cutoffs.history_end_date,
         cutoffs.history_end_ts
@@ -206,26 +215,24 @@ joined as (
         coalesce(dimensions_aggregated.n_channels, 0) as n_channels,
         coalesce(dimensions_aggregated.n_skus, 0) as n_skus,
         -- Attributes count only once they exist before D + 1 day.
-        case when users.signup_ts < population.history_end_ts then users.signup_ts end
+        case when population.signup_ts < population.history_end_ts then population.signup_ts end
             as signup_ts,
-        case when users.signup_ts < population.history_end_ts then users.signup_date end
+        case when population.signup_ts < population.history_end_ts then population.signup_date end
             as signup_date,
         case
-            when users.first_transaction_ts < population.history_end_ts
-                then users.first_transaction_ts
+            when population.first_transaction_ts < population.history_end_ts
+                then population.first_transaction_ts
         end as first_transaction_ts,
         coalesce(
-            users.country,
+            population.country,
             case
-                when users.first_transaction_ts < population.history_end_ts
-                    then users.first_transaction_country
+                when population.first_transaction_ts < population.history_end_ts
+                    then population.first_transaction_country
             end
         ) as country,
-        users.device,
-        users.acquisition_source
+        population.device,
+        population.acquisition_source
     from population
-    inner join users
-        on population.user_id = users.user_id
     left join history_aggregated
         on population.user_id = history_aggregated.user_id
         and population.cutoff_date = history_aggregated.cutoff_date
