@@ -28,16 +28,30 @@ def cdnow_sample_csv(path: Path) -> Path:
     return path
 
 
+def run_predict(tmp_path: Path, transactions: Path, cutoff: str, horizon_days: int,
+                out: Path) -> subprocess.CompletedProcess:
+    """`ltv predict` in a fresh LTV_HOME under tmp_path (report: tmp_path/report.json)."""
+    env = {**os.environ, "LTV_HOME": str(tmp_path / "home")}
+    env.pop("DAGSTER_HOME", None)
+    env.pop("LTV_TODAY", None)
+    return subprocess.run(
+        [LTV, "predict", "--transactions", str(transactions), "--cutoff", cutoff,
+         "--horizon-days", str(horizon_days), "--out", str(out), "--report", str(tmp_path / "report.json")],
+        env=env, capture_output=True, text=True, timeout=900,
+    )
+
+
+def assert_published_estimates(report: dict) -> None:
+    for model, params in PUBLISHED.items():
+        for name, value in params.items():
+            got = report["btyd_parameters"][model][name]
+            assert abs(got / value - 1) < 0.002, (model, name, got, value)
+
+
 def test_predict_classic_split_reports_published_btyd_estimates(tmp_path):
     tx = cdnow_sample_csv(tmp_path / "cdnow_sample.csv")
     out, report = tmp_path / "scores.csv", tmp_path / "report.json"
-    env = {**os.environ, "LTV_HOME": str(tmp_path / "home")}
-    env.pop("DAGSTER_HOME", None)
-    proc = subprocess.run(
-        [LTV, "predict", "--transactions", str(tx), "--cutoff", "1997-09-30",
-         "--horizon-days", "273", "--out", str(out), "--report", str(report)],
-        env=env, capture_output=True, text=True, timeout=900,
-    )
+    proc = run_predict(tmp_path, tx, "1997-09-30", 273, out)
     assert proc.returncode == 0, proc.stderr[-3000:]
     scores = pd.read_csv(out, dtype={"user_id": str})
     assert list(scores.columns) == ["user_id", "predicted_value", "p10", "p90", "p_alive",
@@ -49,10 +63,7 @@ def test_predict_classic_split_reports_published_btyd_estimates(tmp_path):
     assert rep["cutoff"] == "1997-09-30" and rep["horizon_days"] == 273
     assert rep["champion"] == scores["model"].iloc[0]
     assert rep["currency"] == "USD"  # no currency column: the default base
-    for model, params in PUBLISHED.items():
-        for name, value in params.items():
-            got = rep["btyd_parameters"][model][name]
-            assert abs(got / value - 1) < 0.002, (model, name, got, value)
+    assert_published_estimates(rep)
     # the BTYD summary the fits used is in the warehouse
     con = duckdb.connect(str(tmp_path / "home" / "warehouse.duckdb"), read_only=True)
     try:
@@ -73,13 +84,7 @@ def test_predict_on_a_log_that_ends_before_the_cutoff(tmp_path):
     assert history["ts"].max() == "1998-03-29"
     history.to_csv(tmp_path / "history.csv", index=False)
     out, report = tmp_path / "scores.parquet", tmp_path / "report.json"
-    env = {**os.environ, "LTV_HOME": str(tmp_path / "home")}
-    env.pop("DAGSTER_HOME", None)
-    proc = subprocess.run(
-        [LTV, "predict", "--transactions", str(tmp_path / "history.csv"), "--cutoff", "1998-03-31",
-         "--horizon-days", "90", "--out", str(out), "--report", str(report)],
-        env=env, capture_output=True, text=True, timeout=900,
-    )
+    proc = run_predict(tmp_path, tmp_path / "history.csv", "1998-03-31", 90, out)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "the data end on 1998-03-29, 2 day(s) before as_of 1998-03-31" in proc.stderr
     scores = pd.read_parquet(out)
@@ -100,20 +105,9 @@ def test_predict_on_a_log_dated_after_the_machines_clock(tmp_path):
     assert later.min() > pd.Timestamp.now() + pd.DateOffset(years=20)
     full.assign(ts=later.dt.strftime("%Y-%m-%d")).to_csv(tmp_path / "later.csv", index=False)
     out, report = tmp_path / "scores.csv", tmp_path / "report.json"
-    env = {**os.environ, "LTV_HOME": str(tmp_path / "home")}
-    env.pop("DAGSTER_HOME", None)
-    env.pop("LTV_TODAY", None)
-    proc = subprocess.run(
-        [LTV, "predict", "--transactions", str(tmp_path / "later.csv"), "--cutoff", "2053-09-30",
-         "--horizon-days", "273", "--out", str(out), "--report", str(report)],
-        env=env, capture_output=True, text=True, timeout=900,
-    )
+    proc = run_predict(tmp_path, tmp_path / "later.csv", "2053-09-30", 273, out)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"raw.transactions: {len(full):,} rows, 0 quarantined" in proc.stderr
     scores = pd.read_csv(out, dtype={"user_id": str})
     assert len(scores) == 2357 and scores["predicted_value"].notna().all()
-    rep = json.loads(report.read_text())
-    for model, params in PUBLISHED.items():
-        for name, value in params.items():
-            got = rep["btyd_parameters"][model][name]
-            assert abs(got / value - 1) < 0.002, (model, name, got, value)
+    assert_published_estimates(json.loads(report.read_text()))
