@@ -31,15 +31,15 @@ DUPLICATE_LINE = "duplicate line (same transaction_id and values as an earlier r
 NUMERIC_ID = r"^[+-]?\d+(\.\d+)?([eE]\+\d+)?$"
 INTEGRAL_DECIMAL = r"^[+-]?\d+\.0+$"
 SCIENTIFIC = r"^[+-]?\d+(\.\d+)?[eE]\+\d+$"
-# Values a column often holds in another notation than the contract's, and what to do about
-# them: named in the file error when most of its unparseable values look so, never guessed
-# (1,234 may be either number; 12/1/2010 either date). A number with a decimal comma (12,50 or
-# 1.234,50), as spreadsheets in many locales export it:
+# Notations other than the contract's that a column often holds, with what to do about them:
+# named in the file error when most of its unparseable values look so, never guessed (1,234
+# may be either number; 12/1/2010 either date). Numbers: decimal commas (12,50 or 1.234,50), as
+# spreadsheets in many locales export them.
 NUMBER_HINTS = (
     (r"^[+-]?\d{1,3}(?:\.\d{3})*,\d+$|^[+-]?\d+,\d+$",
      "These look like decimal commas: write numbers with a decimal point (12.50, not 12,50)"),
 )
-# Date/times that are not ISO 8601 but often given: named in the error, not guessed.
+# Date/times: Unix epoch numbers and local dates.
 TIMESTAMP_HINTS = (
     (r"^\d{9,19}$", "These look like Unix epoch times: write ISO 8601 date/times "
                      "(2025-01-31 or 2025-01-31T12:00:00Z)"),
@@ -64,15 +64,14 @@ class _Rows:
         self.reason[mask] = why
 
 
-def _file_error(file: str, column: str, what: str, values) -> InputError:
-    return InputError(f"{file}: column '{column}' {what}; sample: {sample(values)}")
+def _file_error(file: str, column: str, what: str, values, hint: str = "") -> InputError:
+    return InputError(f"{file}: column '{column}' {what}; sample: {sample(values)}{hint}")
 
 
 def _check_share(file, column, bad: np.ndarray, raw: pd.Series, what: str, hint: str = "") -> None:
     n = len(bad)
     if n and bad.sum() > MAX_BAD_SHARE * n:
-        error = _file_error(file, column, f"{what} in {bad.sum():,} of {n:,} rows", raw[bad].head(5))
-        raise InputError(f"{error}{hint}") if hint else error
+        raise _file_error(file, column, f"{what} in {bad.sum():,} of {n:,} rows", raw[bad].head(5), hint)
 
 
 def _hint(text: pd.Series, bad: np.ndarray, hints) -> str:
@@ -81,7 +80,7 @@ def _hint(text: pd.Series, bad: np.ndarray, hints) -> str:
         return ""
     shown = text[bad].head(100)
     for regex, advice in hints:
-        if len(shown) and shown.str.contains(regex, regex=True).mean() > 0.5:
+        if shown.str.contains(regex, regex=True).mean() > 0.5:
             return f". {advice}"
     return ""
 
