@@ -174,7 +174,8 @@ def point_in_time(entity_df: pd.DataFrame, plan: list, repo_path, full_names: bo
     with duckdb.connect() as con:
         con.execute("set TimeZone = 'UTC'")
         con.register("entities", entities)
-        views = [_view_join(con, i, view, features, repo_path, frame[ts_col], filter_created)
+        moments = frame[ts_col].drop_duplicates()  # each view's windows start from these
+        views = [_view_join(con, i, view, features, repo_path, moments, filter_created)
                  for i, (view, features) in enumerate(plan)]
         ctes, rids = (", ".join(v[k] for v in views) for k in (1, 3))
         joins = " ".join(v[2] for v in views)
